@@ -1,0 +1,309 @@
+"""scikit-learn-style estimators that explain units with formulas over concepts."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import ArrayLike
+
+from logiclens.concepts import ConceptSet
+from logiclens.formula import Formula
+from logiclens.masks import UnitMasks
+from logiclens.search.beam import BeamSettings, PrimitiveTable, UnitResult, iou_of, search_units
+from logiclens.search.metrics import METRICS
+
+__all__ = ["AtomicExplainer", "CompositionalExplainer"]
+
+RESULT_COLUMNS = [
+    "unit", "formula", "iou", "length", "score", "precision", "recall", "f1", "n_active",
+    "formula_size", "intersection", "n_negations", "reference_length", "best_atomic",
+    "best_atomic_iou", "category", "formula_categories", "status",
+]  # fmt: skip
+
+
+class CompositionalExplainer:
+    """Explain each unit by the logical formula over concepts whose mask best matches it.
+
+    The beam search of Mu & Andreas (2020), exact and computed on signature counts (rules
+    and tie-breaking in ``docs/search.md``). ``max_length=1`` is NetDissect.
+
+    Parameters
+    ----------
+    max_length : int, default 3
+        Maximum number of concept leaves in a formula (the paper's N).
+    beam_size : int, default 10
+        Formulas kept at each step (the paper's B; the reference vision code uses 5).
+    operators : sequence of {"or", "and", "and_not", "or_not"}, default ("or", "and", "and_not")
+        How a beam formula F is extended with a primitive C: ``F OR C``, ``F AND C``,
+        ``F AND NOT C``, ``F OR NOT C``.
+    beam_mode : {"reference", "paper"}, default "reference"
+        ``"reference"``: the previous beam competes with the new formulas at each step, as
+        in the authors' code, so the answer may be shorter than ``max_length``.
+        ``"paper"``: only the new formulas are kept at each step, as the paper's text
+        says. Either way the answer is the best formula that entered a beam.
+    metric : {"iou", "precision", "recall", "f1"}, default "iou"
+        What the search maximises. Every metric is reported whatever is searched.
+    complexity_penalty : float in [0, 1), default 0.0
+        A formula of length L scores ``metric * (1 - complexity_penalty) ** (L - 1)``.
+        The reference code's ``FORMULA_COMPLEXITY_PENALTY = p`` corresponds to ``1 - p``
+        (there, NOT also counts towards L).
+    min_support : int, default 1
+        Concepts covering fewer positions are left out of the search.
+    max_expansion_concepts : int or None, default None
+        Extend beam formulas only with the best this-many primitives of the unit (the
+        reference's ``BEAM_SEARCH_LIMIT``); None uses every primitive.
+    top_k : int, default 1
+        Distinct formulas reported per unit in ``top_formulas_``.
+    use_neighbors : bool, default True
+        Add ``NEIGHBORS(c)`` primitives when the concept set carries a neighbour relation.
+    n_jobs : int, default 1
+        Processes over which units are spread (-1: all cores).
+    verbose : int, default 1
+        0 is silent; 1 shows a progress bar on a terminal.
+
+    Attributes
+    ----------
+    explanations_ : pandas.DataFrame
+        One row per unit: ``unit, formula, iou, length, score, precision, recall, f1,
+        n_active, formula_size, intersection, n_negations, reference_length, best_atomic,
+        best_atomic_iou, category, formula_categories, status``.
+    top_formulas_ : pandas.DataFrame
+        Up to ``top_k`` rows per unit: ``unit, rank, formula, score, iou, length``.
+    best_by_length_ : pandas.DataFrame
+        Per unit (rows) and exact formula length (columns 1..max_length), the best metric
+        value among the formulas the search scored.
+    formulas_ : list of Formula or None
+        The best formula of each unit, as objects.
+    n_units_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from logiclens import CompositionalExplainer, ConceptSet
+    >>> concepts = ConceptSet.from_dense(
+    ...     np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], bool), ["a", "b", "c"])
+    >>> unit = np.array([[1, 1, 1, 0]], bool)
+    >>> CompositionalExplainer(max_length=2, verbose=0).fit(unit, concepts).explanations_.formula[0]
+    'a OR b'
+    """
+
+    def __init__(
+        self,
+        max_length: int = 3,
+        beam_size: int = 10,
+        operators: Sequence[str] = ("or", "and", "and_not"),
+        beam_mode: str = "reference",
+        metric: str = "iou",
+        complexity_penalty: float = 0.0,
+        min_support: int = 1,
+        max_expansion_concepts: int | None = None,
+        top_k: int = 1,
+        use_neighbors: bool = True,
+        n_jobs: int = 1,
+        verbose: int = 1,
+    ) -> None:
+        self.max_length = max_length
+        self.beam_size = beam_size
+        self.operators = operators
+        self.beam_mode = beam_mode
+        self.metric = metric
+        self.complexity_penalty = complexity_penalty
+        self.min_support = min_support
+        self.max_expansion_concepts = max_expansion_concepts
+        self.top_k = top_k
+        self.use_neighbors = use_neighbors
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -------------------------------------------------------------- sklearn protocol
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameters of this estimator, as passed to the constructor."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> CompositionalExplainer:
+        """Set parameters; returns ``self``."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def _settings(self) -> BeamSettings:
+        return BeamSettings(
+            max_length=self.max_length,
+            beam_size=self.beam_size,
+            operators=tuple(self.operators),
+            beam_mode=self.beam_mode,
+            metric=self.metric,
+            complexity_penalty=float(self.complexity_penalty),
+            min_support=self.min_support,
+            max_expansion_concepts=self.max_expansion_concepts,
+            top_k=self.top_k,
+            use_neighbors=self.use_neighbors,
+        )
+
+    # -------------------------------------------------------------- fitting
+    def fit(
+        self,
+        units: UnitMasks | ArrayLike | sp.sparray | sp.spmatrix,
+        concepts: ConceptSet,
+        unit_names: Sequence[str] | None = None,
+    ) -> CompositionalExplainer:
+        """Search the best formula for every unit.
+
+        Parameters
+        ----------
+        units : UnitMasks, bool array (U, N) or scipy sparse (U, N)
+            Binary unit masks over the concept set's N positions.
+        concepts : ConceptSet
+        unit_names : sequence of str, optional
+            Names for array input (``UnitMasks`` carry their own).
+
+        Returns
+        -------
+        self
+        """
+        if not isinstance(concepts, ConceptSet):
+            raise TypeError(f"concepts must be a ConceptSet, got {type(concepts).__name__}")
+        settings = self._settings()
+        masks = _as_unit_masks(units, concepts, unit_names)
+        masks.check_compatible(concepts)
+        table = PrimitiveTable(concepts, settings.min_support, settings.use_neighbors)
+        results = _run_units(table, masks, settings, self.n_jobs, self.verbose)
+        self._store(results, masks, concepts, settings)
+        return self
+
+    def _store(
+        self, results: list[UnitResult], masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings
+    ) -> None:
+        category = dict(zip(concepts.names, concepts.categories))
+        rows, top_rows = [], []
+        for name, result in zip(masks.names, results):
+            best, atomic = result.best, result.atomic
+            row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
+            row.update(unit=name, n_active=result.n_active, status=result.status)
+            if best is not None and atomic is not None:
+                counts = (best.intersection, best.size, result.n_active)
+                leaves = best.formula.concept_names()
+                row.update(
+                    formula=str(best.formula),
+                    iou=iou_of(best, result.n_active),
+                    length=best.length,
+                    score=best.score,
+                    precision=float(METRICS["precision"](*counts)),
+                    recall=float(METRICS["recall"](*counts)),
+                    f1=float(METRICS["f1"](*counts)),
+                    formula_size=best.size,
+                    intersection=best.intersection,
+                    n_negations=best.formula.n_negations,
+                    reference_length=best.formula.reference_length,
+                    best_atomic=str(atomic.formula),
+                    best_atomic_iou=iou_of(atomic, result.n_active),
+                    category=category[atomic.formula.concept_names()[0]],
+                    formula_categories=",".join(dict.fromkeys(category[leaf] for leaf in leaves)),
+                )
+                for rank, candidate in enumerate(result.top, start=1):
+                    top_rows.append(
+                        dict(
+                            unit=name,
+                            rank=rank,
+                            formula=str(candidate.formula),
+                            score=candidate.score,
+                            iou=iou_of(candidate, result.n_active),
+                            length=candidate.length,
+                        )
+                    )
+            rows.append(row)
+        frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        for column in ("length", "formula_size", "intersection", "n_negations", "reference_length"):
+            frame[column] = frame[column].astype("Int64")
+        frame.attrs["metric"] = settings.metric
+        self.explanations_ = frame
+        self.top_formulas_ = pd.DataFrame(top_rows, columns=["unit", "rank", "formula", "score", "iou", "length"])
+        self.best_by_length_ = pd.DataFrame(
+            [r.best_by_length for r in results],
+            index=pd.Index(masks.names, name="unit"),
+            columns=pd.RangeIndex(1, settings.max_length + 1, name="length"),
+        )
+        self.formulas_: list[Formula | None] = [r.best.formula if r.best else None for r in results]
+        self.results_ = results
+        self.n_units_ = len(results)
+
+
+class AtomicExplainer(CompositionalExplainer):
+    """NetDissect: explain each unit by the single concept that best matches it.
+
+    Same parameters and attributes as :class:`CompositionalExplainer`, with
+    ``max_length=1``.
+    """
+
+    def __init__(
+        self,
+        metric: str = "iou",
+        min_support: int = 1,
+        top_k: int = 1,
+        use_neighbors: bool = True,
+        n_jobs: int = 1,
+        verbose: int = 1,
+    ) -> None:
+        super().__init__(
+            max_length=1, beam_size=max(1, top_k), metric=metric, min_support=min_support, top_k=top_k,
+            use_neighbors=use_neighbors, n_jobs=n_jobs, verbose=verbose,
+        )  # fmt: skip
+
+    def _settings(self) -> BeamSettings:
+        self.max_length, self.beam_size = 1, max(1, self.top_k)
+        return super()._settings()
+
+
+def _as_unit_masks(units: Any, concepts: ConceptSet, names: Sequence[str] | None) -> UnitMasks:
+    if isinstance(units, UnitMasks):
+        return units
+    if sp.issparse(units):
+        return UnitMasks.from_sparse(units, concepts, names)
+    return UnitMasks.from_dense(np.asarray(units), concepts, names)
+
+
+def _batches(n: int, n_batches: int) -> list[list[int]]:
+    size = max(1, -(-n // max(1, n_batches)))
+    return [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+
+
+def _run_units(
+    table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings, n_jobs: int, verbose: int
+) -> list[UnitResult]:
+    """Search every unit, in parallel when ``n_jobs != 1``, with a progress bar."""
+    from joblib import Parallel, delayed, effective_n_jobs
+    from tqdm.auto import tqdm
+
+    n_units = len(masks)
+    workers = effective_n_jobs(n_jobs)
+    batches = _batches(n_units, n_units if workers == 1 else 8 * workers)
+    progress = tqdm(total=n_units, desc="searching units", unit="unit", disable=None if verbose else True)
+    results: list[UnitResult] = []
+    with progress:
+        if workers == 1:
+            outputs = (search_units(table, masks.counts, batch, settings) for batch in batches)
+        else:
+            outputs = Parallel(n_jobs=workers, return_as="generator")(
+                delayed(search_units)(table, masks.counts, batch, settings) for batch in batches
+            )
+        for batch_results in outputs:
+            results.extend(batch_results)
+            progress.update(len(batch_results))
+    return results
