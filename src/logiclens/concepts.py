@@ -111,9 +111,7 @@ class ConceptSet:
         if position_signatures is not None:
             positions = np.asarray(position_signatures)
             if positions.shape != (self.n_positions,):
-                raise ValueError(
-                    f"position_signatures has shape {positions.shape}, expected ({self.n_positions},)"
-                )
+                raise ValueError(f"position_signatures has shape {positions.shape}, expected ({self.n_positions},)")
             self.position_signatures = positions.astype(np.int32, copy=False)
         self.neighbors: sp.csr_array | None = None
         if neighbors is not None:
@@ -167,9 +165,7 @@ class ConceptSet:
         return cls.from_label_chunks([labels], names, categories)
 
     @classmethod
-    def from_dense(
-        cls, masks: ArrayLike, names: Sequence[str], categories: Sequence[str] | None = None
-    ) -> ConceptSet:
+    def from_dense(cls, masks: ArrayLike, names: Sequence[str], categories: Sequence[str] | None = None) -> ConceptSet:
         """Build from a dense (K, N) boolean array of concept masks."""
         masks = np.asarray(masks)
         if masks.ndim != 2 or masks.shape[0] != len(names):
@@ -245,9 +241,7 @@ class ConceptSet:
         position_signatures: NDArray[np.int32] | None,
     ) -> ConceptSet:
         indptr, indices = index.incidence_csr()
-        incidence = sp.csr_array(
-            (np.ones(len(indices), bool), indices, indptr), shape=(index.n_signatures, len(names))
-        )
+        incidence = sp.csr_array((np.ones(len(indices), bool), indices, indptr), shape=(index.n_signatures, len(names)))
         return cls(names, incidence, index.weights(), categories, position_signatures)
 
     # ------------------------------------------------------------------ neighbours
@@ -275,8 +269,12 @@ class ConceptSet:
         else:
             matrix = sp.csr_array(neighbors, dtype=bool)
         return ConceptSet(
-            self.names, self.signature_concepts, self.signature_weights, self.categories,
-            self.position_signatures, matrix,
+            self.names,
+            self.signature_concepts,
+            self.signature_weights,
+            self.categories,
+            self.position_signatures,
+            matrix,
         )
 
     # ------------------------------------------------------------------ properties
@@ -293,8 +291,7 @@ class ConceptSet:
 
     def __repr__(self) -> str:
         return (
-            f"ConceptSet({self.n_concepts} concepts, {self.n_positions:,} positions, "
-            f"{self.n_signatures:,} signatures)"
+            f"ConceptSet({self.n_concepts} concepts, {self.n_positions:,} positions, {self.n_signatures:,} signatures)"
         )
 
     @cached_property

@@ -188,9 +188,7 @@ class CompositionalExplainer:
         self._store(results, masks, concepts, settings)
         return self
 
-    def _store(
-        self, results: list[UnitResult], masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings
-    ) -> None:
+    def _store(self, results: list[UnitResult], masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings) -> None:
         category = dict(zip(concepts.names, concepts.categories))
         rows, top_rows = [], []
         for name, result in zip(masks.names, results):

@@ -25,8 +25,8 @@ Length is the number of concept leaves (``NEIGHBORS(x)`` is one leaf, ``NOT`` ad
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Union
 
 __all__ = [
     "And",
@@ -349,5 +349,3 @@ def parse(text: str) -> Formula:
         raise parser.error(f"unexpected {parser.peek()[1]!r}")  # type: ignore[index]
     return formula
 
-
-FormulaLike = Union[Formula, str]

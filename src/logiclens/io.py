@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ def read_npz(path: Path, required: Iterable[str] = ()) -> dict[str, NDArray]:
     """
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise InputFileError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             data = {name: archive[name] for name in archive.files}

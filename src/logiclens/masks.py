@@ -44,8 +44,8 @@ class UnitMasks:
         if matrix.nnz and matrix.data.min() < 0:
             raise ValueError("unit counts must be non-negative")
         self.counts = matrix
-        self.names: tuple[str, ...] = tuple(str(n) for n in names) if names is not None else tuple(
-            str(i) for i in range(matrix.shape[0])
+        self.names: tuple[str, ...] = (
+            tuple(str(n) for n in names) if names is not None else tuple(str(i) for i in range(matrix.shape[0]))
         )
         if len(self.names) != matrix.shape[0]:
             raise ValueError(f"{len(self.names)} names for {matrix.shape[0]} units")
@@ -109,15 +109,15 @@ class UnitMasks:
         return cls._from_position_lists((np.flatnonzero(row) for row in masks), concepts, names)
 
     @classmethod
-    def from_packed(
-        cls, packed: ArrayLike, concepts: ConceptSet, names: Sequence[str] | None = None
-    ) -> UnitMasks:
+    def from_packed(cls, packed: ArrayLike, concepts: ConceptSet, names: Sequence[str] | None = None) -> UnitMasks:
         """From bit-packed masks, ``np.packbits(masks, axis=1, bitorder="little")``."""
         packed = np.asarray(packed)
         n = concepts.n_positions
         n_bytes = -(-n // 8)
         if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != n_bytes:
-            raise ValueError(f"packed unit masks must be uint8 of shape (U, {n_bytes}), got {packed.dtype} {packed.shape}")
+            raise ValueError(
+                f"packed unit masks must be uint8 of shape (U, {n_bytes}), got {packed.dtype} {packed.shape}"
+            )
         rows = (np.flatnonzero(np.unpackbits(row, count=n, bitorder="little")) for row in packed)
         return cls._from_position_lists(rows, concepts, names)
 

@@ -92,7 +92,8 @@ class PrimitiveTable:
             differs = [
                 i
                 for i in has_neighbors
-                if sizes[i] >= min_support and spread.indptr[i + 1] - spread.indptr[i] != incidence.indptr[i + 1] - incidence.indptr[i]
+                if sizes[i] >= min_support
+                and spread.indptr[i + 1] - spread.indptr[i] != incidence.indptr[i + 1] - incidence.indptr[i]
             ]
             if differs:
                 formulas += [Neighbors(concepts.names[i]) for i in differs]
@@ -312,7 +313,7 @@ def search_unit(
                 no_op[..., o] = n - f_size - expand_sizes + both == 0
         cand_values = metric(cand_hits, cand_size, n_active)
         cand_values[no_op] = 0.0
-        cand_scores = cand_values * np.array([settings.length_factor(int(l)) for l in lengths])[:, None, None]
+        cand_scores = cand_values * np.array([settings.length_factor(int(n)) for n in lengths])[:, None, None]
         for length in np.unique(lengths):
             rows = cand_values[lengths == length]
             if rows.size and rows.max() > 0:
