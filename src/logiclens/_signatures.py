@@ -13,6 +13,8 @@ chunks, signatures are matched by their exact concept tuple.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
@@ -137,3 +139,27 @@ class SignatureIndex:
         np.cumsum(lengths, out=indptr[1:])
         indices = np.concatenate(self._concepts) if self._concepts else np.empty(0, np.int32)
         return indptr, indices.astype(np.int32)
+
+    def state_dict(self) -> dict[str, NDArray]:
+        """Arrays that restore this index with :meth:`from_state_dict` (for resumable builds)."""
+        indptr, indices = self.incidence_csr()
+        return {
+            "n_concepts": np.array(self.n_concepts),
+            "indptr": indptr,
+            "indices": indices,
+            "weights": self.weights(),
+            "n_positions": np.array(self.n_positions),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, NDArray]) -> SignatureIndex:
+        """Restore an index saved with :meth:`state_dict`."""
+        index = cls(int(state["n_concepts"]))
+        indptr, indices = state["indptr"], state["indices"].astype(np.int32)
+        for start, stop in itertools.pairwise(indptr):
+            concepts = indices[start:stop]
+            index._ids[concepts.tobytes()] = len(index._concepts)
+            index._concepts.append(concepts)
+        index._weights = np.asarray(state["weights"], np.int64).copy()
+        index.n_positions = int(state["n_positions"])
+        return index

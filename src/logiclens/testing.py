@@ -14,8 +14,9 @@ from numpy.typing import NDArray
 
 from logiclens.concepts import ConceptSet
 from logiclens.formula import parse
+from logiclens.probes.base import ProbeDataset
 
-__all__ = ["PlantedProblem", "planted_problem"]
+__all__ = ["PLANTED_UNIT_FORMULAS", "PlantedProbe", "PlantedProblem", "planted_model", "planted_problem"]
 
 
 @dataclass
@@ -63,3 +64,68 @@ def planted_problem(
             unit[rng.choice(on, min(flips, len(on)), replace=False)] = False
             unit[rng.choice(off, min(flips, len(off)), replace=False)] = True
     return PlantedProblem(concepts, masks, units, list(formulas))
+
+
+class PlantedProbe(ProbeDataset):
+    """Tiny segmentation probe whose RGB channels *are* the masks of concepts a, b, c.
+
+    Every image (``size`` x ``size``, annotations at the same size) holds one random
+    rectangle per concept, and an image-level scene, ``indoor`` or ``outdoor``. Paired with
+    :func:`planted_model`, whose units compute known formulas of the channels, a dissection
+    must recover those formulas with IoU 1.0.
+    """
+
+    def __init__(self, n_images: int = 24, size: int = 16, seed: int = 0, fail_at: int | None = None) -> None:
+        self.concept_names = ["indoor", "outdoor", "a", "b", "c"]
+        self.concept_categories = ["scene", "scene", "object", "object", "object"]
+        self.n_images, self.size, self.seed = n_images, size, seed
+        self.image_size = self.mask_size = (size, size)
+        self.fail_at = fail_at  # raise KeyboardInterrupt when this image is loaded (resume tests)
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def config(self) -> dict[str, object]:
+        return {"kind": "planted", "n_images": self.n_images, "size": self.size, "seed": self.seed}
+
+    def load(self, index: int) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+        if index == self.fail_at:
+            raise KeyboardInterrupt(f"simulated interrupt at image {index}")
+        rng = np.random.default_rng([self.seed, index])
+        image = np.zeros((3, self.size, self.size), np.float32)
+        for channel in range(3):
+            top, left = rng.integers(0, self.size - 2, size=2)
+            height, width = rng.integers(2, self.size // 2 + 1, size=2)
+            image[channel, top : top + height, left : left + width] = 1.0
+        labels = np.full((self.size, self.size, 4), -1, np.int32)
+        labels[..., 0] = int(rng.integers(0, 2))
+        for channel in range(3):
+            labels[..., channel + 1][image[channel] > 0] = channel + 2
+        return image, labels
+
+
+#: formulas computed by the units of :func:`planted_model` (thresholded at > 0)
+PLANTED_UNIT_FORMULAS = ["a", "a AND NOT b", "b OR c", "a AND c"]
+
+
+def planted_model():  # type: ignore[no-untyped-def]
+    """A 1x1-convolution + ReLU network whose units compute :data:`PLANTED_UNIT_FORMULAS`.
+
+    On :class:`PlantedProbe` images (channels = masks of a, b, c), unit k of layer ``relu``
+    is positive exactly where formula k holds. Returns a ``ModelAdapter``.
+    """
+    import torch
+    from torch import nn
+
+    from logiclens.models.base import ModelAdapter
+
+    conv = nn.Conv2d(3, 4, kernel_size=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[1.0, 0, 0], [1, -1, 0], [0, 1, 1], [1, 0, 1]]).reshape(4, 3, 1, 1))
+        conv.bias.copy_(torch.tensor([0.0, 0.0, -0.5, -1.5]))
+    module = nn.Sequential()
+    module.add_module("conv", conv)
+    module.add_module("relu", nn.ReLU())
+    return ModelAdapter(
+        module, "planted", input_size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), default_layers=["relu"]
+    )
