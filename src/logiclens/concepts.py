@@ -155,7 +155,8 @@ class ConceptSet:
             chunk_ids = index.add(rows)
             if keep_positions:
                 ids.append(chunk_ids)
-        return cls._from_index(index, names, categories, np.concatenate(ids) if keep_positions and ids else None)
+        positions = (np.concatenate(ids) if ids else np.empty(0, np.int32)) if keep_positions else None
+        return cls._from_index(index, names, categories, positions)
 
     @classmethod
     def from_labels(

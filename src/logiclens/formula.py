@@ -167,6 +167,9 @@ class _Junction(Formula):
     def __hash__(self) -> int:
         return hash((self.keyword, self.operands))
 
+    def __reduce__(self) -> tuple[type, tuple[Formula, ...]]:
+        return (type(self), self.operands)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(map(repr, self.operands))})"
 
@@ -348,4 +351,3 @@ def parse(text: str) -> Formula:
     if parser.peek() is not None:
         raise parser.error(f"unexpected {parser.peek()[1]!r}")  # type: ignore[index]
     return formula
-
