@@ -170,3 +170,27 @@ def test_counting_rejects_nan_and_mismatched_shapes() -> None:
         accumulator.add(np.zeros((1, 2, 2, 2), np.float32), np.zeros((1, 3, 3), np.int32))
     with pytest.raises(ValueError, match="units"):
         accumulator.add(np.zeros((1, 3, 2, 2), np.float32), np.zeros((1, 4, 4), np.int32))
+
+
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    big_h=st.integers(1, 40),
+    big_w=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=120, deadline=None)
+def test_block_evaluation_agrees_with_full_upsampling(h, w, big_h, big_w, seed) -> None:
+    rng = np.random.default_rng(seed)
+    maps = np.maximum(rng.normal(size=(4, h, w)), 0).astype(np.float32)
+    upsampler = BilinearUpsampler((h, w), (big_h, big_w))
+    full = upsampler(maps)
+    assert np.abs(full - _plain_upsample(maps, (big_h, big_w))).max() < 1e-5
+    thresholds = np.quantile(maps, rng.uniform(0, 1), axis=(1, 2)).astype(np.float32)
+    index, pixel = upsampler.above(maps, thresholds)
+    dense = np.zeros((4, big_h * big_w), bool)
+    dense[index, pixel] = True
+    np.testing.assert_array_equal(dense, (full > thresholds[:, None, None]).reshape(4, -1))
+    index, row, col, values = upsampler.blocks(maps, thresholds)
+    np.testing.assert_array_equal(values, full[index, row, col])
+    assert (values > thresholds[index]).sum() == (full > thresholds[:, None, None]).sum()

@@ -192,11 +192,15 @@ def compute_thresholds(
         maps = np.asarray(activations[part], dtype=np.float32)
         maxima = maps.reshape(len(maps), n_units, -1).max(axis=2)
         for unit, quantile in enumerate(quantiles):
-            passing = maxima[:, unit] > quantile.floor()
-            quantile.skip(int((~passing).sum()) * per_image)
-            if passing.any():
-                unit_maps = maps[passing, unit]
-                quantile.add(upsampler(unit_maps) if upsampler is not None else unit_maps)
+            floor = quantile.floor()
+            passing = maxima[:, unit] > floor
+            unit_maps = maps[passing, unit]
+            if upsampler is None:
+                values = unit_maps
+            else:  # only blocks of pixels that can exceed the floor are upsampled
+                values = upsampler.blocks(unit_maps, np.full(len(unit_maps), floor))[3]
+            quantile.skip(len(maps) * per_image - values.size)
+            quantile.add(values)
     return np.array([quantile.threshold() for quantile in quantiles])
 
 

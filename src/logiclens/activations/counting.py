@@ -2,7 +2,8 @@
 
 Each (image, unit) map is upsampled to the annotation resolution, thresholded, and its
 active pixels are counted per signature of the concept set. Maps whose maximum does not
-exceed the unit's threshold are skipped: upsampling never exceeds a map's maximum.
+exceed the unit's threshold are skipped, and within a map only the blocks of pixels that can
+exceed it are upsampled (upsampling never exceeds the input cells it mixes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from logiclens.masks import UnitMasks
 
 __all__ = ["UnitCountAccumulator"]
 
-_PAIRS_PER_CHUNK = 2048
+_PAIRS_PER_CHUNK = 4096
 
 
 class UnitCountAccumulator:
@@ -71,9 +72,7 @@ class UnitCountAccumulator:
         n_local = len(local_signatures)
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
-            upsampled = self.upsampler(maps[image_chunk, unit_chunk])
-            active = upsampled.reshape(len(image_chunk), -1) > self.thresholds[unit_chunk][:, None]
-            pair, pixel = np.nonzero(active)
+            pair, pixel = self.upsampler.above(maps[image_chunk, unit_chunk], self.thresholds[unit_chunk])
             keys = unit_chunk[pair].astype(np.int64) * n_local + local_ids[image_chunk[pair], pixel]
             per_key = np.bincount(keys, minlength=self.n_units * n_local).reshape(self.n_units, n_local)
             unit_index, local_index = np.nonzero(per_key)

@@ -1,14 +1,21 @@
-"""Bilinear upsampling of activation maps as two matrix products.
+"""Bilinear upsampling of activation maps, in full or only where it can exceed a threshold.
 
-The result equals ``torch.nn.functional.interpolate(x, size, mode="bilinear",
+Upsampling follows ``torch.nn.functional.interpolate(x, size, mode="bilinear",
 align_corners=False)``: pixel centres are aligned (half-pixel offsets) and coordinates
-outside the input are clamped to its edge. Every output value is a convex combination of
-input values, so it never exceeds the map's maximum, which lets callers skip maps whose
-maximum cannot reach a threshold; the result is clipped to the map's maximum so that float32
-rounding (at most one unit in the last place) cannot break that rule.
+outside the input are clamped to its edge. Output pixel (y, x) mixes the four input cells
+``(i0, j0), (i0, j1), (i1, j0), (i1, j1)`` around it, and its value is clipped to the largest
+of those four, so that float32 rounding cannot lift it above them.
+
+The output grid splits into rectangular *blocks* whose pixels share the same four cells. A
+block whose four cells are all at or below a threshold holds no pixel above it, so
+:meth:`BilinearUpsampler.above` evaluates only the other blocks: with sparse top-quantile
+activations that is a small part of the image. Full and block-wise evaluation use the same
+float32 arithmetic, pixel for pixel, so they agree exactly.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,14 +23,18 @@ from numpy.typing import NDArray
 __all__ = ["BilinearUpsampler", "interpolation_matrix"]
 
 
+def _axis_sources(n_in: int, n_out: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
+    """For each output index: left and right input index, and the right one's weight."""
+    source = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    source = np.clip(source, 0.0, None)
+    left = np.minimum(np.floor(source).astype(np.intp), n_in - 1)
+    right = np.minimum(left + 1, n_in - 1)
+    return left, right, (source - left).astype(np.float32)
+
+
 def interpolation_matrix(n_in: int, n_out: int) -> NDArray[np.float32]:
     """(n_out, n_in) matrix of 1-D linear interpolation weights, half-pixel aligned."""
-    scale = n_in / n_out
-    source = (np.arange(n_out) + 0.5) * scale - 0.5
-    source = np.clip(source, 0.0, None)
-    left = np.minimum(np.floor(source).astype(np.int64), n_in - 1)
-    right = np.minimum(left + 1, n_in - 1)
-    frac = (source - left).astype(np.float64)
+    left, right, frac = _axis_sources(n_in, n_out)
     matrix = np.zeros((n_out, n_in), np.float64)
     rows = np.arange(n_out)
     np.add.at(matrix, (rows, left), 1.0 - frac)
@@ -31,8 +42,35 @@ def interpolation_matrix(n_in: int, n_out: int) -> NDArray[np.float32]:
     return matrix.astype(np.float32)
 
 
+@dataclass
+class _Axis:
+    """One axis of the output grid: per-pixel sources and their grouping into blocks."""
+
+    left: NDArray[np.intp]  # (n_out,)
+    right: NDArray[np.intp]
+    weight: NDArray[np.float32]  # weight of `right`
+    rest: NDArray[np.float32]  # 1 - weight, computed once so every path uses the same value
+    block_start: NDArray[np.intp]  # (n_blocks,)
+    block_length: NDArray[np.intp]
+    padded: NDArray[np.intp]  # (n_blocks, longest): output index of each block slot (clamped)
+    valid: NDArray[np.bool_]  # (n_blocks, longest): slot holds a real pixel
+
+    @classmethod
+    def build(cls, n_in: int, n_out: int) -> _Axis:
+        left, right, weight = _axis_sources(n_in, n_out)
+        change = np.flatnonzero((np.diff(left) != 0) | (np.diff(right) != 0)) + 1
+        starts = np.concatenate([[0], change]).astype(np.intp)
+        lengths = np.diff(np.concatenate([starts, [n_out]])).astype(np.intp)
+        slots = np.arange(lengths.max())
+        padded = starts[:, None] + slots[None, :]
+        valid = slots[None, :] < lengths[:, None]
+        padded = np.where(valid, padded, starts[:, None])
+        rest = (np.float32(1.0) - weight).astype(np.float32)
+        return cls(left, right, weight, rest, starts, lengths, padded, valid)
+
+
 class BilinearUpsampler:
-    """Upsample (n, h, w) maps to (n, H, W).
+    """Upsample (n, h, w) maps to (n, H, W), in full or only above a threshold.
 
     Parameters
     ----------
@@ -43,18 +81,98 @@ class BilinearUpsampler:
     def __init__(self, in_size: tuple[int, int], out_size: tuple[int, int]) -> None:
         self.in_size = (int(in_size[0]), int(in_size[1]))
         self.out_size = (int(out_size[0]), int(out_size[1]))
-        self._rows = interpolation_matrix(self.in_size[0], self.out_size[0])  # (H, h)
-        self._cols_t = np.ascontiguousarray(interpolation_matrix(self.in_size[1], self.out_size[1]).T)  # (w, W)
+        self._rows = _Axis.build(*(self.in_size[0], self.out_size[0]))
+        self._cols = _Axis.build(*(self.in_size[1], self.out_size[1]))
 
-    def __call__(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
+    def _check(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim != 3 or maps.shape[1:] != self.in_size:
             raise ValueError(f"expected maps of shape (n, {self.in_size[0]}, {self.in_size[1]}), got {maps.shape}")
-        n, h, w = maps.shape
-        big_h, big_w = self.out_size
-        if (h, w) == (big_h, big_w):
-            return maps.copy()
-        wide = (maps.reshape(n * h, w) @ self._cols_t).reshape(n, h, big_w)  # interpolate along columns
-        tall = wide.transpose(0, 2, 1).reshape(n * big_w, h) @ self._rows.T  # then along rows
-        out = np.ascontiguousarray(tall.reshape(n, big_w, big_h).transpose(0, 2, 1))
-        return np.minimum(out, maps.max(axis=(1, 2))[:, None, None], out=out)
+        return maps
+
+    @staticmethod
+    def _mix(
+        corners: tuple[NDArray, NDArray, NDArray, NDArray],
+        row_weight: NDArray,
+        row_rest: NDArray,
+        col_weight: NDArray,
+        col_rest: NDArray,
+    ) -> NDArray[np.float32]:
+        top_left, top_right, bottom_left, bottom_right = corners
+        top = top_left * col_rest + top_right * col_weight
+        bottom = bottom_left * col_rest + bottom_right * col_weight
+        value = top * row_rest + bottom * row_weight
+        ceiling = np.maximum(np.maximum(top_left, top_right), np.maximum(bottom_left, bottom_right))
+        return np.minimum(value, ceiling)
+
+    def __call__(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
+        """Upsample every pixel of every map."""
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        top, bottom = maps[:, rows.left, :], maps[:, rows.right, :]
+        corners = (top[:, :, cols.left], top[:, :, cols.right], bottom[:, :, cols.left], bottom[:, :, cols.right])
+        return self._mix(
+            corners, rows.weight[None, :, None], rows.rest[None, :, None], cols.weight[None, None, :],
+            cols.rest[None, None, :],
+        )  # fmt: skip
+
+    def _candidate_blocks(
+        self, maps: NDArray[np.floating], lower: NDArray[np.float32]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.float32], NDArray[np.bool_]]:
+        """Blocks that may exceed ``lower``: map index, row and column slots, values, validity."""
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        row_left, row_right = rows.left[rows.block_start], rows.right[rows.block_start]
+        col_left, col_right = cols.left[cols.block_start], cols.right[cols.block_start]
+        top, bottom = maps[:, row_left, :], maps[:, row_right, :]
+        corners = (top[:, :, col_left], top[:, :, col_right], bottom[:, :, col_left], bottom[:, :, col_right])
+        ceiling = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+        index, block_row, block_col = np.nonzero(ceiling > lower[:, None, None])
+        picked = tuple(c[index, block_row, block_col][:, None, None] for c in corners)
+        y = rows.padded[block_row]  # (k, longest block of rows)
+        x = cols.padded[block_col]
+        values = self._mix(
+            picked, rows.weight[y][:, :, None], rows.rest[y][:, :, None], cols.weight[x][:, None, :],
+            cols.rest[x][:, None, :],
+        )  # fmt: skip
+        valid = rows.valid[block_row][:, :, None] & cols.valid[block_col][:, None, :]
+        return index, y, x, values, valid
+
+    def blocks(
+        self, maps: NDArray[np.floating], lower: NDArray[np.floating]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
+        """Every pixel of the blocks that may exceed ``lower``, with its value.
+
+        Parameters
+        ----------
+        maps : float array, shape (n, h, w)
+        lower : float array, shape (n,)
+            Per-map bound: blocks whose four cells are all ``<= lower`` are left out (none
+            of their pixels exceeds it).
+
+        Returns
+        -------
+        map_index, row, col : int arrays
+            The pixels of the evaluated blocks.
+        values : float32 array
+            Their upsampled values.
+        """
+        lower = np.asarray(lower, dtype=np.float32).reshape(-1)
+        index, y, x, values, valid = self._candidate_blocks(maps, lower)
+        block, dy, dx = np.nonzero(valid)
+        return index[block], y[block, dy], x[block, dx], values[block, dy, dx]
+
+    def above(
+        self, maps: NDArray[np.floating], thresholds: NDArray[np.floating]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """Pixels whose upsampled value exceeds the map's threshold.
+
+        Returns
+        -------
+        map_index, pixel : int arrays
+            ``pixel = row * W + col`` on the output grid.
+        """
+        thresholds = np.asarray(thresholds, dtype=np.float32).reshape(-1)
+        index, y, x, values, valid = self._candidate_blocks(maps, thresholds)
+        block, dy, dx = np.nonzero(valid & (values > thresholds[index][:, None, None]))
+        return index[block], y[block, dy] * self.out_size[1] + x[block, dx]
