@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 test: setup
 	$(PY) -m pytest
 
+# The default dissection: EfficientNet-Lite0 (blocks.5 and conv_head) on 2,000 images of the
+# stamps probe (fetched into ~/.cache/logiclens on first use), or of the built-in shapes probe
+# where stamps cannot be had. Rerunning reuses the finished stages in runs/demo.
 demo: setup
-	$(VENV)/bin/logiclens demo
+	$(VENV)/bin/logiclens dissect --out runs/demo --n-jobs -1
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -28,6 +31,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/search_scale.py
+	$(PY) benchmarks/mask_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
