@@ -34,7 +34,7 @@ def canonical_rows(labels: NDArray[np.integer]) -> NDArray[np.int32]:
     rows[rows < 0] = big
     rows.sort(axis=1)
     if rows.shape[1] > 1:
-        repeated = rows[:, 1:] == rows[:, :-1]
+        repeated = (rows[:, 1:] == rows[:, :-1]) & (rows[:, 1:] != big)
         if repeated.any():
             rows[:, 1:][repeated] = big
             rows.sort(axis=1)

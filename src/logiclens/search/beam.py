@@ -204,6 +204,21 @@ def _compose(parent: Formula, primitive: Formula, operator: str) -> Formula:
     return Or(parent, Not(primitive))
 
 
+def _overlap(
+    incidence: sp.csr_array, weights: NDArray[np.float64], members: NDArray[np.bool_], totals: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Per primitive, the weight of the member signatures it holds.
+
+    Sums over the member rows, or over the other rows and subtracts from ``totals`` when
+    those are fewer; weights are integers, so the float sums are exact.
+    """
+    rows = np.flatnonzero(members)
+    if 2 * len(rows) <= len(members):
+        return np.rint(weights[rows] @ incidence[rows]).astype(np.int64)
+    rest = np.flatnonzero(~members)
+    return totals - np.rint(weights[rest] @ incidence[rest]).astype(np.int64)
+
+
 def _combine(members: NDArray[np.bool_], column: NDArray[np.intp], operator: str) -> NDArray[np.bool_]:
     """Signatures of ``F op C`` from those of F and the signature list of C."""
     inside = np.zeros(len(members), bool)
@@ -277,13 +292,11 @@ def search_unit(
     expand_hits = primitive_hits[expand]
 
     for _ in range(max_length - 1):
-        fresh = [entry for entry in beam if entry.overlap is None]
-        if fresh:
-            members = np.stack([entry.members for entry in fresh], axis=1)
-            overlap = np.rint(table.by_signature.T @ (members * table.weights[:, None])).astype(np.int64)
-            unit_overlap = np.rint(unit_table.T @ (members[unit_index] * unit_weights[:, None])).astype(np.int64)
-            for i, entry in enumerate(fresh):
-                entry.overlap, entry.unit_overlap = overlap[:, i], unit_overlap[:, i]
+        for entry in beam:
+            if entry.overlap is None:
+                entry.overlap = _overlap(table.by_signature, table.weights, entry.members, sizes)
+                inside = entry.members[unit_index]
+                entry.unit_overlap = _overlap(unit_table, unit_weights, inside, primitive_hits)
 
         lengths = np.array([entry.candidate.length + 1 for entry in beam])
         f_size = np.array([entry.candidate.size for entry in beam])[:, None]
