@@ -232,6 +232,58 @@ def _combine(members: NDArray[np.bool_], column: NDArray[np.intp], operator: str
     return members | ~inside
 
 
+def _extension_counts(
+    beam: list[_BeamEntry],
+    expand: NDArray[np.intp],
+    expand_sizes: NDArray[np.int64],
+    expand_hits: NDArray[np.int64],
+    n_positions: int,
+    n_active: int,
+    operators: Sequence[str],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """|F op C| and |M AND (F op C)| for every beam formula F, primitive C and operator.
+
+    Returns arrays of shape (beam, primitives, operators), and a mask of the extensions whose
+    mask equals their parent's (no-ops).
+    """
+    f_size = np.array([entry.candidate.size for entry in beam])[:, None]
+    f_hits = np.array([entry.candidate.intersection for entry in beam])[:, None]
+    both = np.stack([entry.overlap[expand] for entry in beam])  # type: ignore[index]
+    unit_both = np.stack([entry.unit_overlap[expand] for entry in beam])  # type: ignore[index]
+    n = n_positions
+    shape = (len(beam), len(expand), len(operators))
+    size, hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
+    for o, operator in enumerate(operators):
+        if operator == "or":
+            size[..., o] = f_size + expand_sizes - both
+            hits[..., o] = f_hits + expand_hits - unit_both
+            no_op[..., o] = expand_sizes == both
+        elif operator == "and":
+            size[..., o] = both
+            hits[..., o] = unit_both
+            no_op[..., o] = both == f_size
+        elif operator == "and_not":
+            size[..., o] = f_size - both
+            hits[..., o] = f_hits - unit_both
+            no_op[..., o] = both == 0
+        else:  # or_not
+            size[..., o] = n - expand_sizes + both
+            hits[..., o] = n_active - expand_hits + unit_both
+            no_op[..., o] = n - f_size - expand_sizes + both == 0
+    return size, hits, no_op
+
+
+def _update_length_curve(
+    best_by_length: NDArray[np.float64], lengths: NDArray[np.intp], values: NDArray[np.float64]
+) -> None:
+    """Raise ``best_by_length[l - 1]`` to the best positive value among extensions of length l."""
+    for length in np.unique(lengths):
+        best = values[lengths == length].max()
+        if best > 0:
+            previous = best_by_length[length - 1]
+            best_by_length[length - 1] = best if np.isnan(previous) else max(previous, best)
+
+
 def search_unit(
     table: PrimitiveTable,
     unit_signatures: NDArray[np.integer],
@@ -299,39 +351,13 @@ def search_unit(
                 entry.unit_overlap = _overlap(unit_table, unit_weights, inside, primitive_hits)
 
         lengths = np.array([entry.candidate.length + 1 for entry in beam])
-        f_size = np.array([entry.candidate.size for entry in beam])[:, None]
-        f_hits = np.array([entry.candidate.intersection for entry in beam])[:, None]
-        both = np.stack([entry.overlap[expand] for entry in beam])  # type: ignore[index]
-        unit_both = np.stack([entry.unit_overlap[expand] for entry in beam])  # type: ignore[index]
-        n = table.n_positions
-        cand_size = np.empty((len(beam), len(expand), n_ops), np.int64)
-        cand_hits = np.empty_like(cand_size)
-        no_op = np.empty(cand_size.shape, bool)
-        for o, operator in enumerate(operators):
-            if operator == "or":
-                cand_size[..., o] = f_size + expand_sizes - both
-                cand_hits[..., o] = f_hits + expand_hits - unit_both
-                no_op[..., o] = expand_sizes == both
-            elif operator == "and":
-                cand_size[..., o] = both
-                cand_hits[..., o] = unit_both
-                no_op[..., o] = both == f_size
-            elif operator == "and_not":
-                cand_size[..., o] = f_size - both
-                cand_hits[..., o] = f_hits - unit_both
-                no_op[..., o] = both == 0
-            else:  # or_not
-                cand_size[..., o] = n - expand_sizes + both
-                cand_hits[..., o] = n_active - expand_hits + unit_both
-                no_op[..., o] = n - f_size - expand_sizes + both == 0
+        cand_size, cand_hits, no_op = _extension_counts(
+            beam, expand, expand_sizes, expand_hits, table.n_positions, n_active, operators
+        )
         cand_values = metric(cand_hits, cand_size, n_active)
         cand_values[no_op] = 0.0
         cand_scores = cand_values * np.array([settings.length_factor(int(n)) for n in lengths])[:, None, None]
-        for length in np.unique(lengths):
-            rows = cand_values[lengths == length]
-            if rows.size and rows.max() > 0:
-                previous = best_by_length[length - 1]
-                best_by_length[length - 1] = rows.max() if np.isnan(previous) else max(previous, rows.max())
+        _update_length_curve(best_by_length, lengths, cand_values)
 
         old = beam if settings.beam_mode == "reference" else []
         pool = np.concatenate([[entry.candidate.score for entry in old], cand_scores.ravel()])
