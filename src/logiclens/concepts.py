@@ -245,6 +245,22 @@ class ConceptSet:
         incidence = sp.csr_array((np.ones(len(indices), bool), indices, indptr), shape=(index.n_signatures, len(names)))
         return cls(names, incidence, index.weights(), categories, position_signatures)
 
+    def subset(self, positions: ArrayLike) -> ConceptSet:
+        """The concept set restricted to some positions (e.g. the images of a held-out split).
+
+        Signatures absent from those positions are dropped, so signature ids differ from
+        this set's; names, categories and neighbours are kept. Needs ``position_signatures``.
+        """
+        if self.position_signatures is None:
+            raise ValueError("subset() needs position_signatures; build the set with keep_positions=True")
+        old_ids = self.position_signatures[np.asarray(positions)]
+        present, new_ids = np.unique(old_ids, return_inverse=True)
+        weights = np.bincount(new_ids.ravel(), minlength=len(present))
+        return ConceptSet(
+            self.names, self.signature_concepts[present], weights, self.categories,
+            new_ids.ravel().astype(np.int32), self.neighbors,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------ neighbours
     def with_neighbors(self, neighbors: Mapping[str, Sequence[str]] | sp.sparray | sp.spmatrix) -> ConceptSet:
         """Return a copy whose concepts carry a neighbour relation for ``NEIGHBORS``.

@@ -61,6 +61,19 @@ class CompositionalExplainer:
         Distinct formulas reported per unit in ``top_formulas_``.
     use_neighbors : bool, default True
         Add ``NEIGHBORS(c)`` primitives when the concept set carries a neighbour relation.
+    holdout : float, default 0.2
+        With ``examples`` given to :meth:`fit`: the fraction of examples (images,
+        sentences; never single pixels or tokens) held out. The search runs on the rest and
+        every formula is also scored on the held-out examples; 0 disables the split.
+    n_null : int, default 0
+        With ``examples`` given to :meth:`fit`: permutations of a null in which each unit's
+        per-example masks are reassigned to other examples (of equal size) of the search
+        part. Each unit gets a p-value for its best score, and ``significant`` flags units
+        whose Benjamini-Hochberg-adjusted p-value is at most ``alpha``.
+    alpha : float, default 0.05
+        False-discovery rate for ``significant``.
+    random_state : int, default 0
+        Seed of the split and the permutations.
     n_jobs : int, default 1
         Processes over which units are spread (-1: all cores).
     verbose : int, default 1
@@ -104,6 +117,10 @@ class CompositionalExplainer:
         max_expansion_concepts: int | None = None,
         top_k: int = 1,
         use_neighbors: bool = True,
+        holdout: float = 0.2,
+        n_null: int = 0,
+        alpha: float = 0.05,
+        random_state: int = 0,
         n_jobs: int = 1,
         verbose: int = 1,
     ) -> None:
@@ -117,6 +134,10 @@ class CompositionalExplainer:
         self.max_expansion_concepts = max_expansion_concepts
         self.top_k = top_k
         self.use_neighbors = use_neighbors
+        self.holdout = holdout
+        self.n_null = n_null
+        self.alpha = alpha
+        self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
 
@@ -163,6 +184,8 @@ class CompositionalExplainer:
         units: UnitMasks | ArrayLike | sp.sparray | sp.spmatrix,
         concepts: ConceptSet,
         unit_names: Sequence[str] | None = None,
+        examples: ArrayLike | None = None,
+        groups: Sequence[object] | None = None,
     ) -> CompositionalExplainer:
         """Search the best formula for every unit.
 
@@ -173,6 +196,12 @@ class CompositionalExplainer:
         concepts : ConceptSet
         unit_names : sequence of str, optional
             Names for array input (``UnitMasks`` carry their own).
+        examples : int array (N,), optional
+            The example (image, sentence) each position belongs to, numbered from 0.
+            Enables the held-out split and the permutation null (see ``holdout``,
+            ``n_null``); needs per-position unit masks.
+        groups : sequence, optional
+            A group key per example; a group's examples stay on one side of the split.
 
         Returns
         -------
@@ -181,12 +210,58 @@ class CompositionalExplainer:
         if not isinstance(concepts, ConceptSet):
             raise TypeError(f"concepts must be a ConceptSet, got {type(concepts).__name__}")
         settings = self._settings()
+        if examples is not None and (self.holdout or self.n_null):
+            from logiclens._validated import fit_validated
+
+            fit_validated(self, units, concepts, unit_names, np.asarray(examples), groups)
+            return self
         masks = _as_unit_masks(units, concepts, unit_names)
+        self._fit_masks(masks, concepts, settings)
+        return self
+
+    def _fit_masks(self, masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings) -> None:
         masks.check_compatible(concepts)
         table = PrimitiveTable(concepts, settings.min_support, settings.use_neighbors)
         results = _run_units(table, masks, settings, self.n_jobs, self.verbose)
         self._store(results, masks, concepts, settings)
-        return self
+
+    def evaluate(self, units: UnitMasks | ArrayLike | sp.sparray | sp.spmatrix, concepts: ConceptSet) -> pd.DataFrame:
+        """Score the fitted formulas on other data (e.g. held-out images).
+
+        Parameters
+        ----------
+        units : UnitMasks, bool array (U, N) or sparse (U, N)
+            The same units, in the same order, over the positions of ``concepts``.
+        concepts : ConceptSet
+            Concepts with the same names (and neighbour relation) as in :meth:`fit`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per unit: ``unit, n_active, iou, precision, recall, f1`` of its answer, and
+            ``iou_length_<l>``: the IoU of its best formula of exactly ``l`` leaves.
+        """
+        if not hasattr(self, "results_"):
+            raise ValueError("evaluate() needs a fitted explainer; call fit() first")
+        masks = _as_unit_masks(units, concepts, None)
+        if len(masks) != len(self.results_):
+            raise ValueError(f"{len(masks)} units given, {len(self.results_)} were fitted")
+        rows = []
+        for u, result in enumerate(self.results_):
+            start, stop = masks.counts.indptr[u], masks.counts.indptr[u + 1]
+            unit_sigs, unit_counts = masks.counts.indices[start:stop], masks.counts.data[start:stop]
+            n_active = int(unit_counts.sum())
+            row: dict[str, Any] = {"unit": masks.names[u], "n_active": n_active}
+            if result.best is not None:
+                counts = _formula_counts(result.best.formula, concepts, unit_sigs, unit_counts)
+                row.update({name: float(metric(*counts, n_active)) for name, metric in METRICS.items()})
+            for length, candidate in enumerate(result.per_length, start=1):
+                if candidate is not None:
+                    counts = _formula_counts(candidate.formula, concepts, unit_sigs, unit_counts)
+                    row[f"iou_length_{length}"] = float(METRICS["iou"](*counts, n_active))
+            rows.append(row)
+        columns = ["unit", "n_active", *METRICS, *(f"iou_length_{n}" for n in range(1, self.max_length + 1))]
+        return pd.DataFrame(rows, columns=columns)
 
     def _store(self, results: list[UnitResult], masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings) -> None:
         category = dict(zip(concepts.names, concepts.categories))
@@ -267,6 +342,14 @@ class AtomicExplainer(CompositionalExplainer):
     def _settings(self) -> BeamSettings:
         self.max_length, self.beam_size = 1, max(1, self.top_k)
         return super()._settings()
+
+
+def _formula_counts(
+    formula: Formula, concepts: ConceptSet, unit_signatures: np.ndarray, unit_counts: np.ndarray
+) -> tuple[int, int]:
+    """(|M AND F|, |F|) of a formula on a concept set, for one unit's counts."""
+    inside = concepts.signature_mask(formula)
+    return int(unit_counts[inside[unit_signatures]].sum()), int(concepts.signature_weights[inside].sum())
 
 
 def _as_unit_masks(units: Any, concepts: ConceptSet, names: Sequence[str] | None) -> UnitMasks:

@@ -161,7 +161,8 @@ class UnitResult:
     ``status`` is ``"ok"``, ``"empty"`` (the unit is never active) or ``"no_match"`` (no
     primitive overlaps the unit). ``top`` lists up to ``top_k`` distinct formulas, best
     first; ``best_by_length[l - 1]`` is the best metric value among all scored formulas of
-    exactly ``l`` leaves (NaN where none was scored).
+    exactly ``l`` leaves (NaN where none was scored); ``per_length[l - 1]`` is the best
+    formula of exactly ``l`` leaves that entered a beam (None where none did).
     """
 
     n_active: int
@@ -169,6 +170,7 @@ class UnitResult:
     top: list[Candidate] = field(default_factory=list)
     atomic: Candidate | None = None
     best_by_length: NDArray[np.float64] | None = None
+    per_length: list[Candidate | None] = field(default_factory=list)
 
     @property
     def best(self) -> Candidate | None:
@@ -391,7 +393,11 @@ def search_unit(
 
     order = sorted(range(len(kept)), key=lambda i: (-kept[i].score, i))
     top = [kept[i] for i in order[: settings.top_k]]
-    return UnitResult(n_active, "ok", top, atomic, best_by_length)
+    per_length: list[Candidate | None] = [None] * max_length
+    for i in order:
+        if per_length[kept[i].length - 1] is None:
+            per_length[kept[i].length - 1] = kept[i]
+    return UnitResult(n_active, "ok", top, atomic, best_by_length, per_length)
 
 
 def iou_of(candidate: Candidate, n_active: int) -> float:
