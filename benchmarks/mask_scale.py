@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         thresholds_s, thresholds_cpu = time.perf_counter() - start, time.process_time() - cpu
 
         start, cpu = time.perf_counter(), time.process_time()
-        masks = count_unit_masks(activations, signatures, thresholds, args.signatures, verbose=1)
+        masks = count_unit_masks(activations, signatures, thresholds, args.signatures, verbose=1)[0]
         masks_s, masks_cpu = time.perf_counter() - start, time.process_time() - cpu
 
         maxima = np.asarray(activations.reshape(args.images, args.units, -1).max(axis=2), np.float32)

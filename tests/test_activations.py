@@ -156,7 +156,7 @@ def test_counting_equals_a_plain_per_image_implementation() -> None:
     concepts = ConceptSet.from_labels(labels, ["a", "b", "c", "d"])
     signatures = concepts.position_signatures.reshape(n_images, *size)
     thresholds = np.quantile(activations, 0.8, axis=(0, 2, 3))
-    counted = count_unit_masks(activations, signatures, thresholds, concepts.n_signatures, batch_size=4)
+    counted = count_unit_masks(activations, signatures, thresholds, concepts.n_signatures, batch_size=4)[0]
     plain = np.stack([(_plain_upsample(activations[:, u], size) > thresholds[u]).reshape(-1) for u in range(n_units)])
     expected = UnitMasks.from_dense(plain, concepts)
     assert (counted.counts != expected.counts).nnz == 0

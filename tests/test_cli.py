@@ -135,3 +135,19 @@ def test_demo_runs(capsys) -> None:
     captured = capsys.readouterr()
     assert "c3 AND NOT c4" in captured.out
     assert "recovered" in captured.err
+
+
+def test_examples_enable_heldout_scores_and_the_null(tmp_path, problem, capsys) -> None:
+    examples = np.arange(3001) // 10
+    examples[-1] = examples[-2]  # 300 examples of 10 positions, the last with 11
+    path = _write_packed(tmp_path / "problem.npz", problem, examples=examples)
+    out = tmp_path / "results.csv"
+    assert main(["search", str(path), "-q", "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert frame.heldout_iou.between(0.99, 1.0).all()
+    assert "heldout_iou" in capsys.readouterr().out
+    assert main(["search", str(path), "-q", "--null", "3"]) == 2
+    assert "equal size" in capsys.readouterr().err
+    path = _write_packed(tmp_path / "bad.npz", problem, examples=np.arange(5))
+    assert main(["search", str(path), "-q"]) == 2
+    assert "'examples' must hold one non-negative integer per position" in capsys.readouterr().err

@@ -73,3 +73,18 @@ def test_dissect_reports_bad_input_on_one_line(tmp_path, capsys) -> None:
     argv = ["dissect", "--model", "logiclens.testing:planted_model", "--probe", "nonsense", "-q"]
     assert main(argv) == 2
     assert "unknown probe" in capsys.readouterr().err
+
+
+def test_random_init_control_runs_into_its_own_folder(tmp_path, capsys) -> None:
+    folder = _write_segmentation_folder(tmp_path / "probe", PlantedProbe(n_images=10))
+    out = tmp_path / "run"
+    argv = [
+        "dissect", "--model", "logiclens.testing:planted_model", "--probe", f"segmentation:{folder}",
+        "--threshold", "0", "--out", str(out), "--length", "2", "--null", "4", "--random-init-control", "-q",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    control = pd.read_csv(out / "random_init" / "results.csv")
+    assert len(control) == 4
+    assert "randomly initialised copy" in capsys.readouterr().out
+    config = (out / "random_init" / "config.json").read_text()
+    assert "random init" in config

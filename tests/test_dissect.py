@@ -83,3 +83,40 @@ def test_bad_settings_and_layers(tmp_path) -> None:
         _settings(threshold_mode="median")
     with pytest.raises(ValueError, match="no layer"):
         dissect(planted_model(), PlantedProbe(), tmp_path / "run", _settings(layers=["conv9"]), verbose=0)
+
+
+def test_split_null_and_heldout_columns(tmp_path) -> None:
+    settings = _settings(holdout=0.25, n_null=8)
+    results = dissect(planted_model(), PlantedProbe(n_images=40), tmp_path / "run", settings, verbose=0)
+    assert (results.iou == 1.0).all() and (results.heldout_iou == 1.0).all()
+    assert results.significant.all()
+    split = np.load(tmp_path / "run" / "split.npz")
+    assert not set(split["search"]) & set(split["heldout"])
+    assert len(split["heldout"]) == 10 and split["variants"].shape == (10, 40)
+    from logiclens.dissect import summarize
+
+    summary = summarize(results)
+    assert int(summary.loc["relu", "significant"]) == 4
+    assert summary.loc["relu", "significant_heldout_iou"] == 1.0
+
+
+def test_count_variants_equal_separate_counts() -> None:
+    from logiclens import ConceptSet
+    from logiclens.dissect import count_unit_masks
+
+    rng = np.random.default_rng(4)
+    n_images = 12
+    activations = rng.normal(size=(n_images, 3, 3, 3)).astype(np.float32)
+    labels = rng.integers(-1, 5, size=(n_images * 36, 2))
+    concepts = ConceptSet.from_labels(labels, list("abcde"))
+    signatures = concepts.position_signatures.reshape(n_images, 6, 6)
+    thresholds = np.quantile(activations, 0.7, axis=(0, 2, 3))
+    held = np.full(n_images, -1)
+    held[[2, 5, 7]] = [2, 5, 7]
+    permuted = np.full(n_images, -1)
+    permuted[[0, 1, 3]] = [3, 0, 1]
+    variants = count_unit_masks(activations, signatures, thresholds, concepts.n_signatures, [held, permuted], 5)
+    alone = count_unit_masks(activations[[2, 5, 7]], signatures[[2, 5, 7]], thresholds, concepts.n_signatures)[0]
+    assert (variants[0].counts != alone.counts).nnz == 0
+    shuffled = count_unit_masks(activations[[0, 1, 3]], signatures[[3, 0, 1]], thresholds, concepts.n_signatures)[0]
+    assert (variants[1].counts != shuffled.counts).nnz == 0

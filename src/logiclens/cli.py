@@ -95,14 +95,29 @@ def _cmd_search(args: argparse.Namespace) -> int:
         )
     else:
         concepts = ConceptSet.from_sparse(problem.concepts, problem.concept_names, problem.concept_categories)
-    if isinstance(problem.units, np.ndarray):
-        units = UnitMasks.from_packed(problem.units, concepts, problem.unit_names)
+    explainer = _explainer(args)
+    if problem.examples is not None and (args.holdout or args.null):
+        explainer.set_params(holdout=args.holdout, n_null=args.null, alpha=args.alpha)
+        units = _unpacked(problem.units, problem.n_positions)
+        explainer.fit(units, concepts, problem.unit_names, examples=problem.examples)
+    elif isinstance(problem.units, np.ndarray):
+        explainer.fit(UnitMasks.from_packed(problem.units, concepts, problem.unit_names), concepts)
     else:
-        units = UnitMasks.from_sparse(problem.units, concepts, problem.unit_names)
-    explainer = _explainer(args).fit(units, concepts)
-    _print_table(explainer.explanations_, ["unit", "formula", "iou", "length", "best_atomic", "best_atomic_iou"])
+        explainer.fit(UnitMasks.from_sparse(problem.units, concepts, problem.unit_names), concepts)
+    columns = ["unit", "formula", "iou", "heldout_iou", "significant", "length", "best_atomic", "best_atomic_iou"]
+    _print_table(explainer.explanations_, [c for c in columns if c in explainer.explanations_])
     _write_outputs(explainer, args.out, args.top_out)
     return 0
+
+
+def _unpacked(units, n_positions: int):  # type: ignore[no-untyped-def]
+    """Per-position unit masks (sparse) from the packed or sparse problem-file form."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if isinstance(units, np.ndarray):
+        return sp.csr_array(np.unpackbits(units, axis=1, count=n_positions, bitorder="little").astype(bool))
+    return units
 
 
 DEMO_FORMULAS = [
@@ -177,17 +192,32 @@ def _cmd_dissect(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         search=search,
+        holdout=args.holdout,
+        n_null=args.null,
+        alpha=args.alpha,
+        split_seed=args.seed,
     )
     print(
         f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
         f"{probe.config().get('kind', args.probe)} probe ({len(probe.concept_names)} concepts) into {args.out}",
         file=sys.stderr,
     )
-    results = dissect(model, probe, args.out, settings, n_jobs=args.n_jobs, verbose=0 if args.quiet else 1)
+    verbose = 0 if args.quiet else 1
+    results = dissect(model, probe, args.out, settings, n_jobs=args.n_jobs, verbose=verbose)
+    columns = ["layer", "unit", "formula", "iou", "heldout_iou", "significant", "best_atomic", "best_atomic_iou"]
     with _wide_tables():
         print(summarize(results).to_string(float_format=lambda x: f"{x:.4f}"))
         best = results.sort_values("iou", ascending=False).head(args.show)
-        print(best[["layer", "unit", "formula", "iou", "best_atomic", "best_atomic_iou"]].to_string(index=False))
+        print(best[[c for c in columns if c in best]].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    if args.random_init_control:
+        from logiclens.dissect import random_init_copy
+
+        control_out = Path(args.out) / "random_init"
+        print(f"control: the same dissection of a randomly initialised copy, into {control_out}", file=sys.stderr)
+        control = dissect(random_init_copy(model), probe, control_out, settings, n_jobs=args.n_jobs, verbose=verbose)
+        with _wide_tables():
+            print("randomly initialised copy:")
+            print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return 0
 
@@ -211,12 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search the best formula for every unit of a problem file. The file holds "
         "'concepts' and 'units' (bit-packed rows, np.packbits(..., axis=1, bitorder='little')) or their "
         "sparse form ('concepts_indptr'/'concepts_indices', 'units_indptr'/'units_indices': CSR rows of "
-        "active positions), 'n_positions', 'concept_names', and optionally 'concept_categories' and "
-        "'unit_names'.",
+        "active positions), 'n_positions', 'concept_names', and optionally 'concept_categories', "
+        "'unit_names' and 'examples' (the example each position belongs to, which enables held-out "
+        "scoring and the permutation null).",
     )
     search.add_argument("problem", type=Path, help="problem .npz file")
     search.add_argument("--out", "-o", type=Path, help="write one row per unit to this CSV file")
     search.add_argument("--top-out", type=Path, help="write the top-k formulas per unit to this CSV file")
+    search.add_argument(
+        "--holdout", type=float, default=0.2, help="with an 'examples' array: fraction of examples held out"
+    )
+    search.add_argument("--null", type=int, default=0, help="with an 'examples' array: permutations of the null")
+    search.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate for `significant`")
     _add_search_options(search)
     search.set_defaults(handler=_cmd_search)
 
@@ -247,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
                          "(the paper's definition)")  # fmt: skip
     dissect.add_argument("--threshold", type=float, help="fixed threshold instead of a quantile (e.g. 0)")
+    dissect.add_argument("--holdout", type=float, default=0.2, help="fraction of images held out (0: none)")
+    dissect.add_argument("--null", type=int, default=20, help="permutations of the null (0: none)")
+    dissect.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate for `significant`")
+    dissect.add_argument(
+        "--random-init-control",
+        action="store_true",
+        help="also dissect a randomly initialised copy, into OUT/random_init",
+    )
     dissect.add_argument("--batch-size", type=int, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
@@ -73,6 +74,16 @@ class DissectionSettings:
         ``"cpu"`` or ``"cuda"``.
     search : dict
         Parameters of :class:`~logiclens.CompositionalExplainer`.
+    holdout : float
+        Fraction of images held out (by the probe's group key, e.g. the pasted object, so
+        that held-out images show new objects); 0 searches on every image.
+    n_null : int
+        Permutations of the null (each unit's maps counted against other search images'
+        annotations); 0 skips it.
+    alpha : float
+        False-discovery rate of the ``significant`` flag (Benjamini-Hochberg over units).
+    split_seed : int
+        Seed of the split and the permutations.
     checkpoint_seconds : float
         How often the record stage saves its state.
     """
@@ -84,6 +95,10 @@ class DissectionSettings:
     batch_size: int = 32
     device: str = "cpu"
     search: dict[str, Any] = field(default_factory=lambda: {"max_length": 3, "beam_size": 10})
+    holdout: float = 0.2
+    n_null: int = 20
+    alpha: float = 0.05
+    split_seed: int = 0
     checkpoint_seconds: float = 30.0
 
     def __post_init__(self) -> None:
@@ -95,6 +110,10 @@ class DissectionSettings:
             raise ValueError(f"the top fraction q must lie in (0, 1), got {self.top_fraction}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout must lie in [0, 1), got {self.holdout}")
+        if self.n_null < 0:
+            raise ValueError(f"n_null must be >= 0, got {self.n_null}")
 
 
 # ------------------------------------------------------------------------------ record
@@ -230,63 +249,211 @@ def _thresholds(
     return key, thresholds
 
 
+# ------------------------------------------------------------------------------ split
+@dataclass
+class _Split:
+    """Which images are searched and which held out, and the permutations of the null.
+
+    ``variants[v][i]`` is the image whose annotations image i's activations are counted
+    against in variant v, or -1 to leave image i out: variant 0 is the search part,
+    variant 1 the held-out part (when there is one), then one variant per permutation.
+    """
+
+    search: np.ndarray
+    heldout: np.ndarray
+    variants: list[np.ndarray]
+    key: str
+
+    @property
+    def n_null(self) -> int:
+        return len(self.variants) - (2 if len(self.heldout) else 1)
+
+
+def _split(run: RunDirectory, record_key: str, probe: ProbeDataset, settings: DissectionSettings) -> _Split:
+    from logiclens.validation import split_examples
+
+    n_images = len(probe)
+    key = fingerprint("split", record_key, settings.holdout, settings.n_null, settings.split_seed)
+    path = run / "split.npz"
+    if run.is_done("split", key):
+        data = read_npz(path)
+        return _Split(data["search"], data["heldout"], list(data["variants"]), key)
+    if settings.holdout:
+        groups = [probe.group(i) for i in range(n_images)]
+        search, heldout = split_examples(n_images, settings.holdout, settings.split_seed, groups)
+    else:
+        search, heldout = np.arange(n_images), np.empty(0, np.intp)
+
+    def variant(images: np.ndarray, sources: np.ndarray) -> np.ndarray:
+        out = np.full(n_images, -1, np.int64)
+        out[images] = sources
+        return out
+
+    variants = [variant(search, search)]
+    if len(heldout):
+        variants.append(variant(heldout, heldout))
+    rng = np.random.default_rng([settings.split_seed, 1])
+    variants += [variant(search, rng.permutation(search)) for _ in range(settings.n_null)]
+    atomic_savez(path, {"search": search, "heldout": heldout, "variants": np.array(variants)})
+    run.update("split", key, done=True, n_search=len(search), n_heldout=len(heldout))
+    return _Split(search, heldout, variants, key)
+
+
+def _split_weights(signatures: np.ndarray, images: np.ndarray, n_signatures: int) -> np.ndarray:
+    """Positions per signature over some images."""
+    weights = np.zeros(n_signatures, np.int64)
+    for part in _image_batches(len(images), 256):
+        weights += np.bincount(np.asarray(signatures[images[part]]).ravel(), minlength=n_signatures)
+    return weights
+
+
 # ------------------------------------------------------------------------------ masks
 def count_unit_masks(
     activations: np.ndarray,
     signatures: np.ndarray,
     thresholds: np.ndarray,
     n_signatures: int,
+    variants: list[np.ndarray] | None = None,
     batch_size: int = 64,
     verbose: int = 0,
-) -> UnitMasks:
-    """Upsample, threshold and count every unit's active pixels per signature."""
+) -> list[UnitMasks]:
+    """Upsample, threshold and count every unit's active pixels per signature.
+
+    Parameters
+    ----------
+    activations : (images, units, h, w) array
+    signatures : (images, H, W) int array
+    thresholds : (units,) array
+    n_signatures : int
+    variants : list of int arrays (images,), optional
+        For each variant, the image whose annotations each image's activations are counted
+        against (-1: left out). Default: one variant, every image against itself.
+
+    Returns
+    -------
+    list of UnitMasks, one per variant
+    """
     n_images, n_units, h, w = activations.shape
-    accumulator = UnitCountAccumulator(thresholds, n_signatures, BilinearUpsampler((h, w), signatures.shape[1:]))
-    for part in tqdm(
-        _image_batches(n_images, batch_size), desc="unit masks", unit="batch", disable=None if verbose else True
-    ):
-        accumulator.add(np.asarray(activations[part], dtype=np.float32), np.asarray(signatures[part]))
-    return accumulator.unit_masks([str(u) for u in range(n_units)])
+    variants = variants or [np.arange(n_images)]
+    upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
+    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, n_variants=len(variants))
+    batches = _image_batches(n_images, batch_size)
+    for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
+        own = np.asarray(signatures[part])
+        maps_per_variant = []
+        for sources in variants:
+            batch_sources = sources[part]
+            if np.array_equal(batch_sources, np.arange(part.start, part.stop)):
+                maps_per_variant.append(own)
+                continue
+            ids = np.full_like(own, -1)
+            used = batch_sources >= 0
+            if used.any():
+                order = np.argsort(batch_sources[used])
+                read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
+                ids[np.flatnonzero(used)[order]] = read
+            maps_per_variant.append(ids)
+        accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant)
+    names = [str(u) for u in range(n_units)]
+    return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
+
+
+def _save_variants(path: Path, masks: list[UnitMasks]) -> None:
+    stacked = sp.vstack([m.counts for m in masks], format="csr")
+    atomic_savez(
+        path,
+        {"indptr": stacked.indptr, "indices": stacked.indices, "data": stacked.data,
+         "n_variants": np.array(len(masks)), "n_signatures": np.array(stacked.shape[1])},
+    )  # fmt: skip
+
+
+def _load_variants(path: Path) -> list[UnitMasks]:
+    data = read_npz(path)
+    n_variants, n_signatures = int(data["n_variants"]), int(data["n_signatures"])
+    n_rows = len(data["indptr"]) - 1
+    stacked = sp.csr_array((data["data"], data["indices"], data["indptr"]), shape=(n_rows, n_signatures))
+    per = n_rows // n_variants
+    names = [str(u) for u in range(per)]
+    return [UnitMasks(stacked[v * per : (v + 1) * per], names) for v in range(n_variants)]
 
 
 def _masks(
-    run: RunDirectory, layer: str, thresholds_key: str, thresholds: np.ndarray, concepts: ConceptSet, verbose: int
-) -> tuple[str, UnitMasks]:
-    key = fingerprint("masks", thresholds_key)
+    run: RunDirectory,
+    layer: str,
+    thresholds_key: str,
+    thresholds: np.ndarray,
+    concepts: ConceptSet,
+    split: _Split,
+    verbose: int,
+) -> tuple[str, list[UnitMasks]]:
+    key = fingerprint("masks", thresholds_key, split.key)
     path = run / f"units_{layer_file_name(layer)}.npz"
     if run.is_done(f"masks:{layer}", key):
-        return key, UnitMasks.load(path)
+        return key, _load_variants(path)
     activations = np.load(run / "record" / f"{layer_file_name(layer)}.npy", mmap_mode="r")
     signatures = np.load(run / "record" / "signatures.npy", mmap_mode="r")
-    masks = count_unit_masks(activations, signatures, thresholds, concepts.n_signatures, verbose=verbose)
-    masks.save(path)
-    run.update(f"masks:{layer}", key, done=True)
+    masks = count_unit_masks(
+        activations, signatures, thresholds, concepts.n_signatures, split.variants, verbose=verbose
+    )
+    _save_variants(path, masks)
+    run.update(f"masks:{layer}", key, done=True, variants=len(masks))
     return key, masks
 
 
 # ------------------------------------------------------------------------------ search
+def _weighted(concepts: ConceptSet, weights: np.ndarray, masks: list[UnitMasks]) -> tuple[ConceptSet, list[UnitMasks]]:
+    """The concept set over the positions counted by ``weights``, empty signatures dropped."""
+    keep = np.flatnonzero(weights > 0)
+    view = ConceptSet(
+        concepts.names, concepts.signature_concepts[keep], weights[keep], concepts.categories, None,
+        concepts.neighbors,
+    )  # fmt: skip
+    return view, [UnitMasks(m.counts[:, keep], m.names) for m in masks]
+
+
 def _search(
     run: RunDirectory,
     layer: str,
     masks_key: str,
-    masks: UnitMasks,
+    masks: list[UnitMasks],
     concepts: ConceptSet,
     thresholds: np.ndarray,
+    split: _Split,
     settings: DissectionSettings,
     n_jobs: int,
     verbose: int,
 ) -> pd.DataFrame:
-    key = fingerprint("search", masks_key, settings.search)
+    from logiclens._validated import add_heldout_columns, add_null_columns
+    from logiclens.explainer import _run_units
+    from logiclens.io import atomic_write_text
+    from logiclens.search.beam import PrimitiveTable
+
+    key = fingerprint("search", masks_key, settings.search, settings.alpha)
     path = run / f"results_{layer_file_name(layer)}.csv"
     top_path = run / f"top_formulas_{layer_file_name(layer)}.csv"
     if run.is_done(f"search:{layer}", key):
         return pd.read_csv(path, dtype={"unit": str})
-    explainer = CompositionalExplainer(**settings.search, n_jobs=n_jobs, verbose=verbose).fit(masks, concepts)
+    signatures = np.load(run / "record" / "signatures.npy", mmap_mode="r")
+    weights = _split_weights(signatures, split.search, concepts.n_signatures)
+    search_concepts, (search_masks, *others) = _weighted(concepts, weights, masks)
+    explainer = CompositionalExplainer(**settings.search, n_jobs=n_jobs, verbose=verbose)
+    explainer._fit_masks(search_masks, search_concepts, explainer._settings())
+    if len(split.heldout):
+        held_weights = _split_weights(signatures, split.heldout, concepts.n_signatures)
+        held_concepts, (held_masks,) = _weighted(concepts, held_weights, [masks[1]])
+        add_heldout_columns(explainer, explainer.evaluate(held_masks, held_concepts))
+        others = others[1:]
+    if others:
+        beam = explainer._settings()
+        table = PrimitiveTable(search_concepts, beam.min_support, beam.use_neighbors)
+        null = np.full((len(search_masks), len(others)), np.nan)
+        for r, null_masks in enumerate(tqdm(others, desc="null", unit="perm", disable=None if verbose else True)):
+            for u, result in enumerate(_run_units(table, null_masks, beam, n_jobs, 0)):
+                null[u, r] = result.best.value if result.best is not None else np.nan
+        add_null_columns(explainer, null, settings.alpha)
     frame = explainer.explanations_.copy()
     frame.insert(0, "layer", layer)
     frame.insert(frame.columns.get_loc("length") + 1, "threshold", thresholds)
-    from logiclens.io import atomic_write_text
-
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(top_path, explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
     run.update(f"search:{layer}", key, done=True)
@@ -331,11 +498,12 @@ def dissect(
     run.write_json("environment.json", environment())
     record_key = _record(run, model, probe, settings, verbose)
     concepts = ConceptSet.load(run / "concepts.npz")
+    split = _split(run, record_key, probe, settings)
     frames = []
     for layer in settings.layers:
         thresholds_key, thresholds = _thresholds(run, layer, record_key, probe.mask_size, settings, verbose)
-        masks_key, masks = _masks(run, layer, thresholds_key, thresholds, concepts, verbose)
-        frames.append(_search(run, layer, masks_key, masks, concepts, thresholds, settings, n_jobs, verbose))
+        masks_key, masks = _masks(run, layer, thresholds_key, thresholds, concepts, split, verbose)
+        frames.append(_search(run, layer, masks_key, masks, concepts, thresholds, split, settings, n_jobs, verbose))
     results = pd.concat(frames, ignore_index=True)
     from logiclens.io import atomic_write_text
 
@@ -343,10 +511,39 @@ def dissect(
     return results
 
 
+def random_init_copy(model: Any, seed: int = 0) -> Any:
+    """A copy of a model adapter whose network is randomly re-initialised (a control).
+
+    Every submodule with ``reset_parameters`` is reset (torch's default initialisation)
+    and batch-norm running statistics are cleared, with a fixed seed.
+    """
+    import copy
+
+    import torch
+
+    clone = copy.deepcopy(model)
+    torch.manual_seed(seed)
+    for module in clone.module.modules():
+        if hasattr(module, "reset_running_stats"):
+            module.reset_running_stats()
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    clone.name = f"{model.name} (random init, seed {seed})"
+    clone.weights_path = clone.weights_sha256 = None
+    return clone
+
+
 def summarize(results: pd.DataFrame, detector_iou: float = 0.04) -> pd.DataFrame:
-    """Per layer: units, units above the detector IoU, mean IoU, mean NetDissect IoU."""
+    """Per layer: how many units are explained, how well, and how much survives validation.
+
+    Columns: ``units``; ``iou>0.04`` (NetDissect's detector line, on the search images);
+    ``mean_iou`` and ``mean_atomic_iou`` (single concepts); and, where the run has them,
+    ``mean_heldout_iou``, ``significant`` (units whose best formula beats the permutation
+    null at the run's false-discovery rate), ``significant_heldout_iou`` (their mean held-out
+    IoU) and ``null>0.04`` (units whose mean best IoU under the null is above the line).
+    """
     grouped = results.groupby("layer", sort=False)
-    return pd.DataFrame(
+    summary = pd.DataFrame(
         {
             "units": grouped.size(),
             f"iou>{detector_iou}": grouped["iou"].apply(lambda s: int((s > detector_iou).sum())),
@@ -354,3 +551,13 @@ def summarize(results: pd.DataFrame, detector_iou: float = 0.04) -> pd.DataFrame
             "mean_atomic_iou": grouped["best_atomic_iou"].mean(),
         }
     )
+    if "heldout_iou" in results and results["heldout_iou"].notna().any():
+        summary["mean_heldout_iou"] = grouped["heldout_iou"].mean()
+    if "significant" in results and results["null_mean"].notna().any():
+        flags = results["significant"].fillna(False).astype(bool)
+        summary["significant"] = flags.groupby(results["layer"], sort=False).sum().astype(int)
+        summary["significant_heldout_iou"] = (
+            results["heldout_iou"].where(flags).groupby(results["layer"], sort=False).mean()
+        )
+        summary[f"null>{detector_iou}"] = grouped["null_mean"].apply(lambda s: int((s > detector_iou).sum()))
+    return summary

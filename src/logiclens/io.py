@@ -97,6 +97,7 @@ class SearchProblem:
     concept_names: list[str]
     concept_categories: list[str] | None
     unit_names: list[str]
+    examples: NDArray[np.integer] | None = None
 
 
 def _strings(data: dict[str, NDArray], key: str, expected: int, path: Path) -> list[str] | None:
@@ -158,4 +159,7 @@ def load_problem(path: str | os.PathLike[str]) -> SearchProblem:
     unit_names = _strings(data, "unit_names", units.shape[0], path) or [str(i) for i in range(units.shape[0])]
     if len(set(names)) != len(names):
         raise InputFileError(f"{path}: 'concept_names' has repeated names")
-    return SearchProblem(concepts, units, n, names, categories, unit_names)
+    examples = data.get("examples")
+    if examples is not None and (examples.shape != (n,) or examples.dtype.kind not in "iu" or examples.min() < 0):
+        raise InputFileError(f"{path}: 'examples' must hold one non-negative integer per position ({n})")
+    return SearchProblem(concepts, units, n, names, categories, unit_names, examples)

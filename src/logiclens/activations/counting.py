@@ -25,6 +25,10 @@ _PAIRS_PER_CHUNK = 4096
 class UnitCountAccumulator:
     """Running per-unit, per-signature counts of positions where a unit exceeds its threshold.
 
+    Several *variants* can be counted in one pass: each pairs the batch's activation maps
+    with its own signature maps (the images of a held-out split, or the annotations of other
+    images for a permutation null), sharing the upsampling and thresholding.
+
     Parameters
     ----------
     thresholds : array of float, shape (U,)
@@ -33,67 +37,94 @@ class UnitCountAccumulator:
         Signatures of the concept set the counts refer to.
     upsampler : BilinearUpsampler
         From the layer's map size to the annotation size.
+    n_variants : int, default 1
     """
 
-    def __init__(self, thresholds: ArrayLike, n_signatures: int, upsampler: BilinearUpsampler) -> None:
+    def __init__(
+        self, thresholds: ArrayLike, n_signatures: int, upsampler: BilinearUpsampler, n_variants: int = 1
+    ) -> None:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
         self.upsampler = upsampler
-        self._counts = sp.csr_array((self.n_units, self.n_signatures), dtype=np.int64)
-        self._pending: list[tuple[NDArray, NDArray, NDArray]] = []
+        self.n_variants = int(n_variants)
+        self._counts = [sp.csr_array((self.n_units, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
+        self._seen = np.zeros(self.n_signatures, bool)
+        self._local = np.zeros(self.n_signatures, np.int64)
 
-    def add(self, maps: NDArray[np.floating], signature_ids: NDArray[np.integer]) -> None:
+    def add(
+        self, maps: NDArray[np.floating], signature_ids: NDArray[np.integer] | Sequence[NDArray[np.integer]]
+    ) -> None:
         """Count one batch.
 
         Parameters
         ----------
         maps : float array, shape (n, U, h, w)
             Activations of the batch's images at the layer's resolution.
-        signature_ids : int array, shape (n, H, W)
-            Signature of every annotation pixel of the same images.
+        signature_ids : int array (n, H, W), or one such array per variant
+            Signature of every annotation pixel to count the maps against; -1 leaves a
+            pixel (or a whole image) out of that variant.
         """
+        variants = [signature_ids] if isinstance(signature_ids, np.ndarray) else list(signature_ids)
         n, n_units = maps.shape[:2]
         if n_units != self.n_units:
             raise ValueError(f"maps have {n_units} units, thresholds {self.n_units}")
-        if signature_ids.shape != (n, *self.upsampler.out_size):
-            raise ValueError(
-                f"signature ids must have shape {(n, *self.upsampler.out_size)}, got {signature_ids.shape}"
-            )
+        if len(variants) != self.n_variants:
+            raise ValueError(f"{len(variants)} signature maps for {self.n_variants} variants")
+        for ids in variants:
+            if ids.shape != (n, *self.upsampler.out_size):
+                raise ValueError(f"signature ids must have shape {(n, *self.upsampler.out_size)}, got {ids.shape}")
         maxima = maps.reshape(n, n_units, -1).max(axis=2)
         if not np.isfinite(maxima).all():
             raise ValueError("activations contain NaN or infinite values")
         images, units = np.nonzero(maxima > self.thresholds[None, :])
-        if len(images) == 0:
-            return
-        local_signatures, local_ids = np.unique(signature_ids, return_inverse=True)
-        local_ids = local_ids.reshape(n, -1)
-        n_local = len(local_signatures)
+        flat = [ids.reshape(n, -1) for ids in variants]
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
             pair, pixel = self.upsampler.above(maps[image_chunk, unit_chunk], self.thresholds[unit_chunk])
-            keys = unit_chunk[pair].astype(np.int64) * n_local + local_ids[image_chunk[pair], pixel]
-            per_key = np.bincount(keys, minlength=self.n_units * n_local).reshape(self.n_units, n_local)
-            unit_index, local_index = np.nonzero(per_key)
-            self._pending.append((unit_index, local_signatures[local_index], per_key[unit_index, local_index]))
-            self._pending_size += len(unit_index)
+            active_images, active_units = image_chunk[pair], unit_chunk[pair]
+            for variant, ids in enumerate(flat):
+                signatures = ids[active_images, pixel]
+                keep = signatures >= 0
+                self._tally(variant, active_units[keep], signatures[keep])
         if self._pending_size > 5_000_000:
             self._compact()
 
-    def _compact(self) -> None:
-        if not self._pending:
+    def _tally(self, variant: int, units: NDArray[np.intp], signatures: NDArray[np.integer]) -> None:
+        """Add one count per (unit, signature) pair."""
+        if len(units) == 0:
             return
-        rows, cols, vals = (np.concatenate(parts) for parts in zip(*self._pending))
-        batch = sp.csr_array((vals, (rows, cols)), shape=(self.n_units, self.n_signatures), dtype=np.int64)
-        self._counts = self._counts + batch
-        self._pending, self._pending_size = [], 0
+        self._seen[signatures] = True
+        present = np.flatnonzero(self._seen)
+        self._seen[present] = False
+        self._local[present] = np.arange(len(present))
+        keys = units.astype(np.int64) * len(present) + self._local[signatures]
+        if self.n_units * len(present) <= 4 * len(keys) + 65536:
+            per_key = np.bincount(keys, minlength=self.n_units * len(present))
+            keys = np.flatnonzero(per_key)
+            counts = per_key[keys]
+        else:
+            keys, counts = np.unique(keys, return_counts=True)
+        unit_index, local_index = np.divmod(keys, len(present))
+        self._pending[variant].append((unit_index, present[local_index], counts))
+        self._pending_size += len(keys)
 
-    def counts(self) -> sp.csr_array:
-        """The (U, S) count matrix so far."""
+    def _compact(self) -> None:
+        for variant, pending in enumerate(self._pending):
+            if pending:
+                rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
+                shape = (self.n_units, self.n_signatures)
+                self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
+        self._pending = [[] for _ in range(self.n_variants)]
+        self._pending_size = 0
+
+    def counts(self, variant: int = 0) -> sp.csr_array:
+        """The (U, S) count matrix of a variant so far."""
         self._compact()
-        return self._counts
+        return self._counts[variant]
 
-    def unit_masks(self, names: Sequence[str] | None = None) -> UnitMasks:
-        """The accumulated counts as :class:`UnitMasks`."""
-        return UnitMasks(self.counts(), names)
+    def unit_masks(self, names: Sequence[str] | None = None, variant: int = 0) -> UnitMasks:
+        """The accumulated counts of a variant as :class:`UnitMasks`."""
+        return UnitMasks(self.counts(variant), names)
