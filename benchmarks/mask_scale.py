@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rss_before = _peak_rss_gib()
         start, cpu = time.perf_counter(), time.process_time()
-        thresholds = compute_thresholds(activations, args.quantile, "layer", (112, 112), verbose=1)
+        thresholds, _ = compute_thresholds(activations, args.quantile, "layer", (112, 112), verbose=1)
         thresholds_s, thresholds_cpu = time.perf_counter() - start, time.process_time() - cpu
 
         start, cpu = time.perf_counter(), time.process_time()

@@ -139,7 +139,7 @@ def test_upsampling_matches_torch_interpolate(in_size, out_size) -> None:
 def test_thresholds_equal_numpy_quantile_over_the_chosen_positions(mode) -> None:
     rng = np.random.default_rng(1)
     activations = np.maximum(rng.normal(size=(37, 4, 3, 3)), 0).astype(np.float16)
-    thresholds = compute_thresholds(activations, 0.02, mode, (12, 12), batch_size=8)
+    thresholds, _ = compute_thresholds(activations, 0.02, mode, (12, 12), batch_size=8)
     values = activations.astype(np.float32)
     if mode == "upsampled":
         values = np.stack([_plain_upsample(values[:, u], (12, 12)) for u in range(4)], axis=1)
@@ -194,3 +194,53 @@ def test_block_evaluation_agrees_with_full_upsampling(h, w, big_h, big_w, seed) 
     index, row, col, values = upsampler.blocks(maps, thresholds)
     np.testing.assert_array_equal(values, full[index, row, col])
     assert (values > thresholds[index]).sum() == (full > thresholds[:, None, None]).sum()
+
+
+# ---------------------------------------------------------------------------- ties
+def _saturated(n_images: int, size: int, seed: int) -> np.ndarray:
+    """ReLU6-like activations: about 70 % of values clamped at exactly 6.0."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(7.0, 2.0, size=(n_images, 3, size, size)), 0, 6).astype(np.float16)
+
+
+@pytest.mark.parametrize("mode", ["layer", "upsampled"])
+def test_saturated_units_keep_the_requested_fraction(mode) -> None:
+    from logiclens.activations.ties import tie_cuts
+
+    activations = _saturated(30, 4, seed=5)
+    size = (4, 4) if mode == "layer" else (10, 10)
+    q = 0.05
+    thresholds, above = compute_thresholds(activations, q, mode, size, batch_size=7)
+    assert (thresholds == 6.0).all() and (above == 0).all()  # the plain rule would give empty masks
+    upsampler = BilinearUpsampler((4, 4), size) if mode == "upsampled" else None
+    cuts = tie_cuts(activations, thresholds, above, q, upsampler, batch_size=7)
+    assert (cuts >= 0).all()
+    labels = np.zeros((30 * size[0] * size[1], 1), np.int32)
+    concepts = ConceptSet.from_labels(labels, ["everything"])
+    signatures = concepts.position_signatures.reshape(30, *size)
+    if mode == "layer":  # masks at the layer's own resolution: the fraction is exact there
+        masks = count_unit_masks(activations, signatures, thresholds, 1, tie_cuts=cuts, batch_size=7)[0]
+    else:
+        masks = count_unit_masks(activations, signatures, thresholds, 1, tie_cuts=cuts, batch_size=11)[0]
+    assert (masks.n_active == round(q * 30 * size[0] * size[1])).all()
+
+
+def test_tie_keys_are_deterministic_and_uniform() -> None:
+    from logiclens.activations.ties import tie_keys
+
+    keys = tie_keys(3, np.arange(10_000), np.arange(10_000) % 49)
+    assert np.array_equal(keys, tie_keys(3, np.arange(10_000), np.arange(10_000) % 49))
+    assert (keys >= 0).all() and (keys < 1).all()
+    assert abs(keys.mean() - 0.5) < 0.02
+    assert not np.array_equal(keys, tie_keys(4, np.arange(10_000), np.arange(10_000) % 49))
+
+
+def test_units_without_enough_positive_values_are_not_padded_with_zeros() -> None:
+    from logiclens.activations.ties import tie_cuts
+
+    activations = np.zeros((20, 2, 3, 3), np.float16)
+    activations[0, :, 0, 0] = 1.0  # one positive value per unit, far below q * N
+    thresholds, above = compute_thresholds(activations, 0.05, "layer", (3, 3))
+    assert (thresholds == 0).all()
+    cuts = tie_cuts(activations, thresholds, above, 0.05, None)
+    assert (cuts < 0).all()

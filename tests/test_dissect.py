@@ -115,7 +115,9 @@ def test_count_variants_equal_separate_counts() -> None:
     held[[2, 5, 7]] = [2, 5, 7]
     permuted = np.full(n_images, -1)
     permuted[[0, 1, 3]] = [3, 0, 1]
-    variants = count_unit_masks(activations, signatures, thresholds, concepts.n_signatures, [held, permuted], 5)
+    variants = count_unit_masks(
+        activations, signatures, thresholds, concepts.n_signatures, [held, permuted], batch_size=5
+    )
     alone = count_unit_masks(activations[[2, 5, 7]], signatures[[2, 5, 7]], thresholds, concepts.n_signatures)[0]
     assert (variants[0].counts != alone.counts).nnz == 0
     shuffled = count_unit_masks(activations[[0, 1, 3]], signatures[[3, 0, 1]], thresholds, concepts.n_signatures)[0]

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from logiclens._signatures import SignatureIndex
 from logiclens.activations.counting import UnitCountAccumulator
 from logiclens.activations.thresholds import StreamingTopQuantile
+from logiclens.activations.ties import NO_TIES, tie_cuts
 from logiclens.activations.upsample import BilinearUpsampler
 from logiclens.concepts import ConceptSet
 from logiclens.explainer import CompositionalExplainer
@@ -199,8 +200,16 @@ def compute_thresholds(
     mask_size: tuple[int, int],
     batch_size: int = 64,
     verbose: int = 0,
-) -> np.ndarray:
-    """Exact per-unit thresholds from (images, units, h, w) activations (streamed by image)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact per-unit thresholds from (images, units, h, w) activations (streamed by image).
+
+    Returns
+    -------
+    thresholds : float64 (units,)
+        The ``1 - q`` quantile of each unit's values.
+    above : int64 (units,)
+        How many values exceed each threshold (as float32, the precision masks use).
+    """
     n_images, n_units, h, w = activations.shape
     upsampled = mode == "upsampled"
     per_image = mask_size[0] * mask_size[1] if upsampled else h * w
@@ -220,7 +229,9 @@ def compute_thresholds(
                 values = upsampler.blocks(unit_maps, np.full(len(unit_maps), floor))[3]
             quantile.skip(len(maps) * per_image - values.size)
             quantile.add(values)
-    return np.array([quantile.threshold() for quantile in quantiles])
+    thresholds = np.array([quantile.threshold() for quantile in quantiles])
+    above = np.array([q.count_above(float(np.float32(t))) for q, t in zip(quantiles, thresholds)], np.int64)
+    return thresholds, above
 
 
 def _thresholds(
@@ -230,23 +241,29 @@ def _thresholds(
     mask_size: tuple[int, int],
     settings: DissectionSettings,
     verbose: int,
-) -> tuple[str, np.ndarray]:
+) -> tuple[str, np.ndarray, np.ndarray]:
     key = fingerprint(
         "thresholds", record_key, layer, settings.threshold_mode, settings.top_fraction, settings.fixed_threshold
     )
     path = run / f"thresholds_{layer_file_name(layer)}.npz"
     if run.is_done(f"thresholds:{layer}", key):
-        return key, read_npz(path)["thresholds"]
+        data = read_npz(path)
+        return key, data["thresholds"], data["tie_cuts"]
     activations = np.load(run / "record" / f"{layer_file_name(layer)}.npy", mmap_mode="r")
     if settings.threshold_mode == "fixed":
         thresholds = np.full(activations.shape[1], settings.fixed_threshold, dtype=np.float64)
+        cuts = np.full(activations.shape[1], NO_TIES)
     else:
-        thresholds = compute_thresholds(
+        thresholds, above = compute_thresholds(
             activations, settings.top_fraction, settings.threshold_mode, mask_size, verbose=verbose
         )
-    atomic_savez(path, {"thresholds": thresholds})
-    run.update(f"thresholds:{layer}", key, done=True, mode=settings.threshold_mode)
-    return key, thresholds
+        upsampler = (
+            BilinearUpsampler(activations.shape[2:], mask_size) if settings.threshold_mode == "upsampled" else None
+        )
+        cuts = tie_cuts(activations, thresholds, above, settings.top_fraction, upsampler)
+    atomic_savez(path, {"thresholds": thresholds, "tie_cuts": cuts})
+    run.update(f"thresholds:{layer}", key, done=True, mode=settings.threshold_mode, tied_units=int((cuts >= 0).sum()))
+    return key, thresholds, cuts
 
 
 # ------------------------------------------------------------------------------ split
@@ -314,6 +331,7 @@ def count_unit_masks(
     thresholds: np.ndarray,
     n_signatures: int,
     variants: list[np.ndarray] | None = None,
+    tie_cuts: np.ndarray | None = None,
     batch_size: int = 64,
     verbose: int = 0,
 ) -> list[UnitMasks]:
@@ -328,6 +346,8 @@ def count_unit_masks(
     variants : list of int arrays (images,), optional
         For each variant, the image whose annotations each image's activations are counted
         against (-1: left out). Default: one variant, every image against itself.
+    tie_cuts : (units,) array, optional
+        Tie-breaking cuts (see :mod:`logiclens.activations.ties`).
 
     Returns
     -------
@@ -336,7 +356,7 @@ def count_unit_masks(
     n_images, n_units, h, w = activations.shape
     variants = variants or [np.arange(n_images)]
     upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
-    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, n_variants=len(variants))
+    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, len(variants), tie_cuts)
     batches = _image_batches(n_images, batch_size)
     for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
         own = np.asarray(signatures[part])
@@ -353,7 +373,7 @@ def count_unit_masks(
                 read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
                 ids[np.flatnonzero(used)[order]] = read
             maps_per_variant.append(ids)
-        accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant)
+        accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant, part.start)
     names = [str(u) for u in range(n_units)]
     return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
 
@@ -382,6 +402,7 @@ def _masks(
     layer: str,
     thresholds_key: str,
     thresholds: np.ndarray,
+    cuts: np.ndarray,
     concepts: ConceptSet,
     split: _Split,
     verbose: int,
@@ -393,7 +414,7 @@ def _masks(
     activations = np.load(run / "record" / f"{layer_file_name(layer)}.npy", mmap_mode="r")
     signatures = np.load(run / "record" / "signatures.npy", mmap_mode="r")
     masks = count_unit_masks(
-        activations, signatures, thresholds, concepts.n_signatures, split.variants, verbose=verbose
+        activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose
     )
     _save_variants(path, masks)
     run.update(f"masks:{layer}", key, done=True, variants=len(masks))
@@ -501,8 +522,8 @@ def dissect(
     split = _split(run, record_key, probe, settings)
     frames = []
     for layer in settings.layers:
-        thresholds_key, thresholds = _thresholds(run, layer, record_key, probe.mask_size, settings, verbose)
-        masks_key, masks = _masks(run, layer, thresholds_key, thresholds, concepts, split, verbose)
+        thresholds_key, thresholds, cuts = _thresholds(run, layer, record_key, probe.mask_size, settings, verbose)
+        masks_key, masks = _masks(run, layer, thresholds_key, thresholds, cuts, concepts, split, verbose)
         frames.append(_search(run, layer, masks_key, masks, concepts, thresholds, split, settings, n_jobs, verbose))
     results = pd.concat(frames, ignore_index=True)
     from logiclens.io import atomic_write_text

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from logiclens.activations.ties import NO_TIES, tie_keys
 from logiclens.activations.upsample import BilinearUpsampler
 from logiclens.masks import UnitMasks
 
@@ -38,12 +39,21 @@ class UnitCountAccumulator:
     upsampler : BilinearUpsampler
         From the layer's map size to the annotation size.
     n_variants : int, default 1
+    tie_cuts : array of float, shape (U,), optional
+        Units with a cut >= 0 are also active where the activation equals the threshold and
+        the pixel's tie key is at most the cut (see :mod:`logiclens.activations.ties`).
     """
 
     def __init__(
-        self, thresholds: ArrayLike, n_signatures: int, upsampler: BilinearUpsampler, n_variants: int = 1
+        self,
+        thresholds: ArrayLike,
+        n_signatures: int,
+        upsampler: BilinearUpsampler,
+        n_variants: int = 1,
+        tie_cuts: ArrayLike | None = None,
     ) -> None:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
         self.upsampler = upsampler
@@ -55,7 +65,10 @@ class UnitCountAccumulator:
         self._local = np.zeros(self.n_signatures, np.int64)
 
     def add(
-        self, maps: NDArray[np.floating], signature_ids: NDArray[np.integer] | Sequence[NDArray[np.integer]]
+        self,
+        maps: NDArray[np.floating],
+        signature_ids: NDArray[np.integer] | Sequence[NDArray[np.integer]],
+        first_image: int = 0,
     ) -> None:
         """Count one batch.
 
@@ -66,6 +79,8 @@ class UnitCountAccumulator:
         signature_ids : int array (n, H, W), or one such array per variant
             Signature of every annotation pixel to count the maps against; -1 leaves a
             pixel (or a whole image) out of that variant.
+        first_image : int
+            Index of the batch's first image in the probe (for tie keys).
         """
         variants = [signature_ids] if isinstance(signature_ids, np.ndarray) else list(signature_ids)
         n, n_units = maps.shape[:2]
@@ -79,11 +94,13 @@ class UnitCountAccumulator:
         maxima = maps.reshape(n, n_units, -1).max(axis=2)
         if not np.isfinite(maxima).all():
             raise ValueError("activations contain NaN or infinite values")
-        images, units = np.nonzero(maxima > self.thresholds[None, :])
+        breaks_ties = self.tie_cuts >= 0
+        reaches = (maxima > self.thresholds[None, :]) | ((maxima == self.thresholds[None, :]) & breaks_ties[None, :])
+        images, units = np.nonzero(reaches)
         flat = [ids.reshape(n, -1) for ids in variants]
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
-            pair, pixel = self.upsampler.above(maps[image_chunk, unit_chunk], self.thresholds[unit_chunk])
+            pair, pixel = self._active(maps[image_chunk, unit_chunk], image_chunk + first_image, unit_chunk)
             active_images, active_units = image_chunk[pair], unit_chunk[pair]
             for variant, ids in enumerate(flat):
                 signatures = ids[active_images, pixel]
@@ -91,6 +108,22 @@ class UnitCountAccumulator:
                 self._tally(variant, active_units[keep], signatures[keep])
         if self._pending_size > 5_000_000:
             self._compact()
+
+    def _active(
+        self, maps: NDArray[np.float32], images: NDArray[np.intp], units: NDArray[np.intp]
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """(map index, pixel) of the active pixels of (image, unit) maps, ties broken by key."""
+        thresholds = self.thresholds[units]
+        if not (self.tie_cuts[units] >= 0).any():
+            return self.upsampler.above(maps, thresholds)
+        lower = np.nextafter(thresholds, np.float32(-np.inf))
+        index, row, col, values = self.upsampler.blocks(maps, lower)
+        pixel = row * self.upsampler.out_size[1] + col
+        tied = values == thresholds[index]
+        keys = tie_keys(units[index[tied]], images[index[tied]], pixel[tied])
+        keep = values > thresholds[index]
+        keep[np.flatnonzero(tied)] = keys <= self.tie_cuts[units[index[tied]]]
+        return index[keep], pixel[keep]
 
     def _tally(self, variant: int, units: NDArray[np.intp], signatures: NDArray[np.integer]) -> None:
         """Add one count per (unit, signature) pair."""

@@ -98,6 +98,11 @@ class StreamingTopQuantile:
             return float(low)
         return float(np.quantile(np.array([low, high]), self._fraction))
 
+    def count_above(self, value: float) -> int:
+        """How many values are ``> value``; exact for any value at or above the threshold."""
+        self._compact()
+        return int(len(self._buffer) - np.searchsorted(self._buffer, value, side="right"))
+
     def state_dict(self) -> dict[str, NDArray]:
         """Arrays to checkpoint the running state."""
         self._compact()
