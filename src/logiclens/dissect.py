@@ -467,10 +467,10 @@ def _search(
     if others:
         beam = explainer._settings()
         table = PrimitiveTable(search_concepts, beam.min_support, beam.use_neighbors)
-        null = np.full((len(search_masks), len(others)), np.nan)
-        for r, null_masks in enumerate(tqdm(others, desc="null", unit="perm", disable=None if verbose else True)):
-            for u, result in enumerate(_run_units(table, null_masks, beam, n_jobs, 0)):
-                null[u, r] = result.best.value if result.best is not None else np.nan
+        stacked = UnitMasks(sp.vstack([m.counts for m in others], format="csr"))  # one parallel run
+        results = _run_units(table, stacked, beam, n_jobs, verbose)
+        values = [r.best.value if r.best is not None else np.nan for r in results]
+        null = np.array(values).reshape(len(others), len(search_masks)).T
         add_null_columns(explainer, null, settings.alpha)
     frame = explainer.explanations_.copy()
     frame.insert(0, "layer", layer)

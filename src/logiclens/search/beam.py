@@ -110,6 +110,22 @@ class PrimitiveTable:
     def __len__(self) -> int:
         return len(self.formulas)
 
+    def column_sums(self, rows: NDArray[np.intp], weights: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Per primitive, the sum of ``weights`` over the given signatures that hold it.
+
+        A plain gather over the CSR arrays (no sparse-matrix objects: this runs thousands of
+        times per unit). Weights are integer counts, so the float sums are exact.
+        """
+        indptr = self.by_signature.indptr
+        starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+        total = int(lengths.sum())
+        if total == 0:
+            return np.zeros(len(self.formulas), np.int64)
+        shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        columns = self.by_signature.indices[shift + np.arange(total)]
+        sums = np.bincount(columns, weights=np.repeat(weights, lengths), minlength=len(self.formulas))
+        return np.rint(sums).astype(np.int64)
+
     def column(self, j: int) -> NDArray[np.intp]:
         """Signatures held by primitive ``j``."""
         return self.by_column.indices[self.by_column.indptr[j] : self.by_column.indptr[j + 1]]
@@ -207,18 +223,20 @@ def _compose(parent: Formula, primitive: Formula, operator: str) -> Formula:
 
 
 def _overlap(
-    incidence: sp.csr_array, weights: NDArray[np.float64], members: NDArray[np.bool_], totals: NDArray[np.int64]
+    table: PrimitiveTable,
+    rows: NDArray[np.intp],
+    weights: NDArray[np.float64],
+    members: NDArray[np.bool_],
+    totals: NDArray[np.int64],
 ) -> NDArray[np.int64]:
-    """Per primitive, the weight of the member signatures it holds.
+    """Per primitive, the weight of the member rows (signatures) it holds.
 
     Sums over the member rows, or over the other rows and subtracts from ``totals`` when
-    those are fewer; weights are integers, so the float sums are exact.
+    those are fewer.
     """
-    rows = np.flatnonzero(members)
-    if 2 * len(rows) <= len(members):
-        return np.rint(weights[rows] @ incidence[rows]).astype(np.int64)
-    rest = np.flatnonzero(~members)
-    return totals - np.rint(weights[rest] @ incidence[rest]).astype(np.int64)
+    if 2 * np.count_nonzero(members) <= len(members):
+        return table.column_sums(rows[members], weights[members])
+    return totals - table.column_sums(rows[~members], weights[~members])
 
 
 def _combine(members: NDArray[np.bool_], column: NDArray[np.intp], operator: str) -> NDArray[np.bool_]:
@@ -308,10 +326,10 @@ def search_unit(
     if n_active == 0:
         return UnitResult(0, "empty", best_by_length=best_by_length)
 
-    unit_table = table.by_signature[np.asarray(unit_signatures)]
     unit_weights = np.asarray(unit_counts, dtype=np.float64)
-    unit_index = np.asarray(unit_signatures)
-    primitive_hits = np.rint(unit_weights @ unit_table).astype(np.int64)
+    unit_index = np.asarray(unit_signatures, dtype=np.intp)
+    primitive_hits = table.column_sums(unit_index, unit_weights)
+    all_signatures = np.arange(len(table.weights))
     sizes = table.sizes
     values = metric(primitive_hits, sizes, n_active)
     scores = values * settings.length_factor(1)
@@ -348,9 +366,9 @@ def search_unit(
     for _ in range(max_length - 1):
         for entry in beam:
             if entry.overlap is None:
-                entry.overlap = _overlap(table.by_signature, table.weights, entry.members, sizes)
+                entry.overlap = _overlap(table, all_signatures, table.weights, entry.members, sizes)
                 inside = entry.members[unit_index]
-                entry.unit_overlap = _overlap(unit_table, unit_weights, inside, primitive_hits)
+                entry.unit_overlap = _overlap(table, unit_index, unit_weights, inside, primitive_hits)
 
         lengths = np.array([entry.candidate.length + 1 for entry in beam])
         cand_size, cand_hits, no_op = _extension_counts(
