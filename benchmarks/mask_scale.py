@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quantile", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="where to write the synthetic memmaps (default: a temp dir)")
+    parser.add_argument("--null", type=int, default=0, help="also count this many permutation-null variants")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     args = parser.parse_args(argv)
 
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         thresholds_s, thresholds_cpu = time.perf_counter() - start, time.process_time() - cpu
 
         start, cpu = time.perf_counter(), time.process_time()
-        masks = count_unit_masks(activations, signatures, thresholds, args.signatures, verbose=1)[0]
+        rng = np.random.default_rng(args.seed)
+        variants = [np.arange(args.images)] + [rng.permutation(args.images) for _ in range(args.null)]
+        masks = count_unit_masks(activations, signatures, thresholds, args.signatures, variants, verbose=1)[0]
         masks_s, masks_cpu = time.perf_counter() - start, time.process_time() - cpu
 
         maxima = np.asarray(activations.reshape(args.images, args.units, -1).max(axis=2), np.float32)
@@ -99,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         density = float(masks.n_active.mean() / (args.images * 112 * 112))
     numbers = {
         "images": args.images,
+        "null_variants": args.null,
         "units": args.units,
         "positions": args.images * 112 * 112,
         "thresholds_s": round(thresholds_s, 1),
