@@ -92,8 +92,8 @@ class Formula:
 
 
 @dataclass(frozen=True, slots=True)
-class Concept(Formula):
-    """A named primitive concept."""
+class _Leaf(Formula):
+    """A leaf: a named concept, or the NEIGHBORS term of one."""
 
     name: str
 
@@ -102,24 +102,20 @@ class Concept(Formula):
             raise TypeError(f"concept name must be a string, got {type(self.name).__name__}")
 
     def leaves(self) -> Iterator[Concept | Neighbors]:
-        yield self
+        yield self  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class Concept(_Leaf):
+    """A named primitive concept."""
 
     def __str__(self) -> str:
         return format_name(self.name)
 
 
 @dataclass(frozen=True, slots=True)
-class Neighbors(Formula):
+class Neighbors(_Leaf):
     """``NEIGHBORS(name)``: the concept OR its nearest neighbours in an embedding space."""
-
-    name: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise TypeError(f"concept name must be a string, got {type(self.name).__name__}")
-
-    def leaves(self) -> Iterator[Concept | Neighbors]:
-        yield self
 
     def __str__(self) -> str:
         return f"NEIGHBORS({format_name(self.name)})"
