@@ -218,8 +218,21 @@ def _cmd_dissect(args: argparse.Namespace) -> int:
         with _wide_tables():
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
+    if not args.no_report:
+        _write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return 0
+
+
+def _write_report(out: str | Path, probe, n_jobs: int, verbose: int) -> None:  # type: ignore[no-untyped-def]
+    from logiclens.report import build_report
+
+    try:
+        folder = build_report(out, probe=probe, n_jobs=n_jobs, verbose=verbose)
+    except ImportError as error:  # jinja2/matplotlib missing: the dissection itself succeeded
+        print(f"logiclens: no HTML report ({error})", file=sys.stderr)
+        return
+    print(f"report: {folder / 'index.html'}", file=sys.stderr)
 
 
 def _wide_tables():  # type: ignore[no-untyped-def]
@@ -291,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also dissect a randomly initialised copy, into OUT/random_init",
     )
+    dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
     dissect.add_argument("--batch-size", type=int, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
@@ -305,6 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--top-out", type=Path, help="write the top-k formulas per unit to this CSV file")
     _add_search_options(demo)
     demo.set_defaults(handler=_cmd_demo)
+
+    from logiclens.report import register_command as register_report
+
+    register_report(commands)
     return parser
 
 

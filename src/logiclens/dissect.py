@@ -477,6 +477,7 @@ def _search(
     frame.insert(frame.columns.get_loc("length") + 1, "threshold", thresholds)
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(top_path, explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
+    atomic_write_text(run / f"best_by_length_{layer_file_name(layer)}.csv", explainer.best_by_length_.to_csv())
     run.update(f"search:{layer}", key, done=True)
     return frame
 

@@ -1,0 +1,38 @@
+"""Static HTML reports of dissection runs: ``logiclens report DIR`` writes ``DIR/report/``.
+
+The report is a self-contained folder that opens from the file system: an ``index.html``
+(the run's settings, a summary per layer, plots, a sortable and filterable table of every
+unit and a card per unit with its top-activating probing images), the plots and images
+it shows, its stylesheet and script, and ``report.json`` with everything the page shows.
+Nothing is loaded from the network.
+
+:func:`build_report` builds one from Python; :func:`register_command` adds the
+``report`` command to an ``argparse`` command line. Importing this package is cheap: the
+builder and its dependencies (jinja2, matplotlib, Pillow) load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from logiclens.report.cli import register_command, run_command
+from logiclens.report.errors import ProbeUnavailableError, ReportError
+
+__all__ = [
+    "ProbeUnavailableError",
+    "ReportError",
+    "build_report",
+    "probe_from_config",
+    "register_command",
+    "run_command",
+]
+
+_LAZY = {"build_report": "logiclens.report.build", "probe_from_config": "logiclens.report.probe"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'logiclens.report' has no attribute {name!r}")

@@ -1,0 +1,233 @@
+"""Build a run's report: :func:`build_report`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from logiclens.probes.base import ProbeDataset
+from logiclens.report.cards import UnitCard, plain
+from logiclens.report.collect import bare_cards, layer_cards
+from logiclens.report.draw import COLORS
+from logiclens.report.errors import ProbeUnavailableError, ReportError
+from logiclens.report.output import MARKER, publish, staging_folder
+from logiclens.report.page import page_context
+from logiclens.report.probe import check_probe, probe_from_config
+from logiclens.report.run_data import LayerData, RunData, load_run
+from logiclens.report.summary import (
+    DETECTOR_IOU,
+    by_category,
+    by_length,
+    iou_by_length,
+    iou_per_category,
+    layer_summary,
+)
+
+__all__ = ["build_report"]
+
+FORMAT_VERSION = 1
+
+
+def _check_dependencies() -> None:
+    """Fail before any work when the page or the plots cannot be made."""
+    missing = [name for name in ("jinja2", "matplotlib") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"the HTML report needs {' and '.join(missing)} (pip install jinja2 matplotlib)")
+
+
+def _select_layers(run: RunData, names: Sequence[str]) -> RunData:
+    """The run restricted to some of its layers, in the given order."""
+    known = {layer.name: layer for layer in run.layers}
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ReportError(f"the run has no layer {', '.join(map(repr, unknown))}; its layers: {', '.join(known)}")
+    return replace(run, layers=[known[name] for name in dict.fromkeys(names)])
+
+
+def _open_probe(run: RunData, probe: ProbeDataset | None, top_images: int) -> tuple[ProbeDataset | None, str]:
+    """The probe to draw images from, or None and the reason the report has no images."""
+    if top_images == 0:
+        return None, "images were turned off (--top-images 0)"
+    if not run.signatures.is_file() or not run.concepts.is_file():
+        return None, "the run's record/signatures.npy or concepts.npz is missing"
+    try:
+        opened = probe_from_config(run.config, probe)
+        signatures = np.load(run.signatures, mmap_mode="r")
+        check_probe(opened, signatures.shape[0], signatures.shape[1:])
+    except ProbeUnavailableError as error:
+        return None, str(error)
+    missing = [layer.activations.name for layer in run.layers if not layer.activations.is_file()]
+    if missing:
+        return None, f"the run's recorded activations are missing ({', '.join(missing)})"
+    return opened, ""
+
+
+def _plots(layer: LayerData, run: RunData, folder: Path, detector_iou: float) -> dict[str, Any]:
+    """Draw a layer's three plots; returns their paths and the data behind them."""
+    from logiclens.report.plots import plot_iou_by_category, plot_iou_by_length, plot_units_by_category
+
+    (folder / "plots").mkdir(exist_ok=True)
+    paths = {
+        key: f"plots/{layer.file_name}-{key}.png" for key in ("iou_by_length", "iou_by_category", "units_by_category")
+    }
+    lengths = iou_by_length(layer.results, layer.best_by_length, run.metric)
+    categories = by_category(layer.results, detector_iou)
+    per_category = iou_per_category(layer.results)
+    values = [per_category[row["category"]] for row in categories]
+    plot_iou_by_length(lengths, folder / paths["iou_by_length"], detector_iou)
+    plot_iou_by_category([row["category"] for row in categories], values, folder / paths["iou_by_category"],
+                         detector_iou)  # fmt: skip
+    plot_units_by_category(categories, folder / paths["units_by_category"], detector_iou)
+    return {"paths": paths, "iou_by_length": lengths}
+
+
+def _layer_record(
+    layer: LayerData, cards: list[UnitCard], plots: dict[str, Any], detector_iou: float
+) -> dict[str, Any]:
+    """A layer as report.json stores it."""
+    return {
+        "name": layer.name,
+        "file_name": layer.file_name,
+        "n_units": len(cards),
+        "summary": layer_summary(layer.results, detector_iou),
+        "by_length": by_length(layer.results, detector_iou),
+        "by_category": by_category(layer.results, detector_iou),
+        "iou_by_length": plots["iou_by_length"],
+        "plots": plots["paths"],
+        "units": [card.to_dict() for card in cards],
+    }
+
+
+def build_report(
+    run_dir: str | Path,
+    probe: ProbeDataset | None = None,
+    out: str | Path | None = None,
+    top_images: int = 6,
+    detector_iou: float = DETECTOR_IOU,
+    layers: Sequence[str] | None = None,
+    n_jobs: int = 1,
+    verbose: int = 1,
+) -> Path:
+    """Write the HTML report of a dissection run.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run directory written by :func:`logiclens.dissect.dissect`.
+    probe : ProbeDataset, optional
+        The probe the run was recorded on; by default reopened from ``config.json`` (see
+        :func:`~logiclens.report.probe_from_config`). Without a probe the report has no images
+        and says why.
+    out : str or Path, optional
+        The report folder (default ``run_dir/report``). An earlier report there is replaced;
+        any other non-empty folder is refused.
+    top_images : int
+        Top-activating images per unit (0: none).
+    detector_iou : float
+        IoU above which a unit counts as explained (NetDissect: 0.04).
+    layers : sequence of str, optional
+        Layers to report (default: every layer of the run).
+    n_jobs : int
+        Worker processes for drawing masks and images (-1: all cores).
+    verbose : int
+        0 is silent; 1 shows progress bars on a terminal.
+
+    Returns
+    -------
+    Path
+        The report folder; open its ``index.html``.
+
+    Raises
+    ------
+    ReportError
+        If ``run_dir`` is not a finished run or ``out`` cannot be replaced.
+    """
+    if top_images < 0:
+        raise ReportError(f"top_images must be >= 0, got {top_images}")
+    _check_dependencies()
+    started = time.monotonic()
+    run = load_run(run_dir)
+    if layers is not None:
+        run = _select_layers(run, layers)
+    target = Path(out) if out is not None else run.path / "report"
+    opened, images_note = _open_probe(run, probe, top_images)
+    staging = staging_folder(target)
+    try:
+        records = _build_layers(run, opened, top_images, staging, detector_iou, n_jobs, verbose)
+        images = {
+            "available": opened is not None,
+            "note": images_note,
+            "top_images": top_images if opened is not None else 0,
+            "n_probe_images": _n_probe_images(run),
+        }
+        report = {
+            "format": "logiclens-report",
+            "format_version": FORMAT_VERSION,
+            "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_seconds": time.monotonic() - started,
+            "run": {"path": str(run.path.resolve()), "config": run.config, "environment": run.environment},
+            "images": images,
+            "detector_iou": detector_iou,
+            "colors": COLORS,
+            "layers": records,
+        }
+        report = plain(report)
+        (staging / MARKER).write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
+        _write_pages(report, staging)
+        publish(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _build_layers(
+    run: RunData,
+    probe: ProbeDataset | None,
+    top_images: int,
+    folder: Path,
+    detector_iou: float,
+    n_jobs: int,
+    verbose: int,
+) -> list[dict[str, Any]]:
+    """Cards, images, overlays and plots of every layer; returns the layers' report.json records."""
+    from logiclens.concepts import ConceptSet
+    from logiclens.report.images import write_probe_images
+
+    records, shown = [], set()
+    concepts = ConceptSet.load(run.concepts) if probe is not None else None
+    for layer in run.layers:
+        if probe is None or concepts is None:
+            cards = bare_cards(layer)
+        else:
+            cards, images = layer_cards(
+                layer, concepts, run.signatures, top_images, folder, run.heldout, n_jobs, verbose
+            )
+            shown |= images
+        plots = _plots(layer, run, folder, detector_iou)
+        records.append(_layer_record(layer, cards, plots, detector_iou))
+    if probe is not None:
+        write_probe_images(probe, shown, folder, n_jobs, verbose)
+    return records
+
+
+def _n_probe_images(run: RunData) -> int | None:
+    if run.signatures.is_file():
+        return int(np.load(run.signatures, mmap_mode="r").shape[0])
+    return run.config.get("probe", {}).get("n_images")
+
+
+def _write_pages(report: dict[str, Any], folder: Path) -> None:
+    from logiclens.report.render import copy_static, render_page
+
+    copy_static(folder / "static")
+    render_page("index.html.j2", folder / "index.html", **page_context(report))

@@ -1,0 +1,211 @@
+"""Read what a report needs from a finished run directory (see :mod:`logiclens.dissect`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from logiclens.report.errors import ReportError
+
+__all__ = ["TEXT_COLUMNS", "LayerData", "RunData", "load_run", "read_results"]
+
+#: results.csv columns that hold text; every other column is numeric or boolean
+TEXT_COLUMNS = ("layer", "unit", "formula", "best_atomic", "category", "formula_categories", "status", "auto_formula")
+
+
+@dataclass
+class LayerData:
+    """One dissected layer of a run.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name (``blocks.5``).
+    file_name : str
+        Its file-system-safe name, as in ``record/<file_name>.npy``.
+    results : pandas.DataFrame
+        Its rows of ``results.csv``, in unit order, with a fresh 0..U-1 index.
+    thresholds : ndarray of float64, shape (U,)
+    tie_cuts : ndarray of float64, shape (U,), or None
+        Tie-breaking cuts of ``thresholds_<file_name>.npz`` (see
+        :mod:`logiclens.activations.ties`), where the run has them.
+    best_by_length : pandas.DataFrame or None
+        ``best_by_length_<file_name>.csv`` where present: one row per unit, one column per
+        exact formula length (``"1"``, ``"2"``, ...), the best metric value found.
+    activations : Path
+        ``record/<file_name>.npy``.
+    """
+
+    name: str
+    file_name: str
+    results: pd.DataFrame
+    thresholds: np.ndarray
+    tie_cuts: np.ndarray | None
+    best_by_length: pd.DataFrame | None
+    activations: Path
+
+
+@dataclass
+class RunData:
+    """The parts of a run directory a report shows.
+
+    Attributes
+    ----------
+    path : Path
+    config, environment : dict
+        ``config.json`` and ``environment.json`` (empty where missing).
+    layers : list of LayerData
+        In the order of ``results.csv``.
+    signatures : Path
+        ``record/signatures.npy``.
+    concepts : Path
+        ``concepts.npz``.
+    heldout : ndarray of int or None
+        Images held out of the search (``split.npz``), where the run has a split.
+    """
+
+    path: Path
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    layers: list[LayerData]
+    signatures: Path
+    concepts: Path
+    heldout: np.ndarray | None
+
+    @property
+    def metric(self) -> str:
+        """The metric the search maximised (``iou`` unless the run says otherwise)."""
+        search = self.config.get("settings", {}).get("search", {})
+        return str(search.get("metric", "iou"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: not valid JSON ({error})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """A column read as text, as booleans where it only holds True/False, else as numbers."""
+    values = set(column.unique())
+    if values <= {"True", "False", ""} and values & {"True", "False"}:
+        return column.map({"True": True, "False": False, "": None}).astype(object)
+    return pd.to_numeric(column.replace("", np.nan), errors="coerce")
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """``results.csv`` with text columns kept verbatim (a concept may be called ``NA``).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    pandas.DataFrame
+        Text columns (:data:`TEXT_COLUMNS`) as str (missing: ``""``), the others as numbers
+        (missing: NaN) or booleans.
+    """
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: not a readable results table ({error})") from None
+    missing = [c for c in ("layer", "unit", "formula", "iou") if c not in frame]
+    if missing:
+        raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
+    for column in frame.columns:
+        if column not in TEXT_COLUMNS:
+            frame[column] = _typed(frame[column])
+    for column in ("length", "best_atomic_iou"):  # runs of older versions may lack them
+        if column not in frame:
+            frame[column] = np.nan
+    for column in ("best_atomic", "category", "status"):
+        if column not in frame:
+            frame[column] = ""
+    return frame
+
+
+def _best_by_length(path: Path, n_units: int) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path, dtype={"unit": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: not a readable table ({error})") from None
+    lengths = [c for c in frame.columns if str(c).isdigit()]
+    if not lengths or len(frame) != n_units:
+        raise ReportError(f"{path}: expected {n_units} rows and one column per formula length (1, 2, ...)")
+    return frame[sorted(lengths, key=int)].apply(pd.to_numeric, errors="coerce")
+
+
+def _layer(run: Path, name: str, results: pd.DataFrame) -> LayerData:
+    from logiclens.dissect import layer_file_name
+    from logiclens.io import read_npz
+
+    file_name = layer_file_name(name)
+    rows = results[results["layer"] == name].reset_index(drop=True)
+    stored = run / f"thresholds_{file_name}.npz"
+    data = read_npz(stored) if stored.is_file() else {}
+    if "threshold" in rows and rows["threshold"].notna().all():
+        thresholds = rows["threshold"].to_numpy(np.float64)
+    elif "thresholds" in data:
+        thresholds = np.asarray(data["thresholds"], np.float64)
+    else:
+        raise ReportError(f"{run}: no thresholds for layer {name!r} (results.csv or {stored.name})")
+    tie_cuts = np.asarray(data["tie_cuts"], np.float64) if "tie_cuts" in data else None
+    if len(thresholds) != len(rows) or (tie_cuts is not None and len(tie_cuts) != len(rows)):
+        raise ReportError(f"{stored}: {len(thresholds)} thresholds for {len(rows)} units of layer {name!r}")
+    best = _best_by_length(run / f"best_by_length_{file_name}.csv", len(rows))
+    return LayerData(name, file_name, rows, thresholds, tie_cuts, best, run / "record" / f"{file_name}.npy")
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a finished run directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder written by :func:`logiclens.dissect.dissect`.
+
+    Returns
+    -------
+    RunData
+
+    Raises
+    ------
+    ReportError
+        If the folder holds no ``results.csv`` or it cannot be read.
+    """
+    from logiclens.io import read_npz
+
+    run = Path(path)
+    if not run.is_dir():
+        raise ReportError(f"{run}: no such run directory")
+    results_path = run / "results.csv"
+    if not results_path.is_file():
+        raise ReportError(f"{run}: not a finished run (no results.csv); run `logiclens dissect --out {run}` first")
+    results = read_results(results_path)
+    names = list(dict.fromkeys(results["layer"]))
+    split = run / "split.npz"
+    heldout = None
+    if split.is_file():
+        data = read_npz(split)
+        heldout = np.asarray(data["heldout"], np.int64) if "heldout" in data else None
+    return RunData(
+        path=run,
+        config=_read_json(run / "config.json"),
+        environment=_read_json(run / "environment.json"),
+        layers=[_layer(run, name, results) for name in names],
+        signatures=run / "record" / "signatures.npy",
+        concepts=run / "concepts.npz",
+        heldout=heldout,
+    )

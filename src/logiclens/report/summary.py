@@ -1,0 +1,164 @@
+"""Summary statistics of a layer: units explained, IoU per formula length, breakdown by category."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from logiclens.report.cards import plain
+
+__all__ = [
+    "DETECTOR_IOU",
+    "by_category",
+    "by_length",
+    "category_of",
+    "iou_by_length",
+    "iou_per_category",
+    "layer_summary",
+]
+
+#: NetDissect's line above which a unit counts as a detector of its label
+DETECTOR_IOU = 0.04
+NO_CATEGORY = "(none)"
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def layer_summary(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> dict[str, Any]:
+    """Counts and means over a layer's units.
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+        The layer's rows of ``results.csv``.
+    detector_iou : float
+        A unit is *explained* when its formula's IoU is above this.
+
+    Returns
+    -------
+    dict
+        ``units``, ``with_formula``, ``explained`` (IoU > ``detector_iou``),
+        ``explained_fraction``, ``mean_iou``, ``median_iou``, ``mean_atomic_iou`` and, where
+        the run has them, ``mean_heldout_iou`` and ``significant``.
+    """
+    iou = pd.to_numeric(results["iou"], errors="coerce")
+    explained = int((iou > detector_iou).sum())
+    summary: dict[str, Any] = {
+        "units": len(results),
+        "with_formula": int((results["formula"] != "").sum()),
+        "explained": explained,
+        "explained_fraction": explained / len(results) if len(results) else None,
+        "mean_iou": _mean(iou),
+        "median_iou": float(iou.median()) if iou.notna().any() else None,
+        "mean_atomic_iou": _mean(results["best_atomic_iou"]) if "best_atomic_iou" in results else None,
+    }
+    if "heldout_iou" in results and results["heldout_iou"].notna().any():
+        summary["mean_heldout_iou"] = _mean(results["heldout_iou"])
+    if "significant" in results and results["significant"].notna().any():
+        summary["significant"] = int(results["significant"].map(lambda flag: flag is True).sum())
+    return plain(summary)
+
+
+def by_length(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> list[dict[str, Any]]:
+    """Units with a formula, grouped by the formula's length.
+
+    Returns
+    -------
+    list of dict
+        Per length, ascending: ``length``, ``units``, ``explained``, ``mean_iou``,
+        ``mean_atomic_iou``.
+    """
+    rows = results[(results["formula"] != "") & results["length"].notna()]
+    out = []
+    for length, group in rows.groupby(rows["length"].astype(int), sort=True):
+        out.append(
+            {
+                "length": int(length),
+                "units": len(group),
+                "explained": int((group["iou"] > detector_iou).sum()),
+                "mean_iou": _mean(group["iou"]),
+                "mean_atomic_iou": _mean(group["best_atomic_iou"]) if "best_atomic_iou" in group else None,
+            }
+        )
+    return plain(out)
+
+
+def category_of(results: pd.DataFrame) -> pd.Series:
+    """Each unit's category (the ``category`` column: that of its best single concept)."""
+    if "category" not in results:
+        return pd.Series(NO_CATEGORY, index=results.index)
+    return results["category"].where(results["category"] != "", NO_CATEGORY)
+
+
+def by_category(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> list[dict[str, Any]]:
+    """Units with a formula, grouped by category.
+
+    Returns
+    -------
+    list of dict
+        Per category, most units first: ``category``, ``units``, ``explained``, ``mean_iou``,
+        ``mean_atomic_iou``.
+    """
+    rows = results[results["formula"] != ""]
+    out = []
+    for category, group in rows.groupby(category_of(rows), sort=True):
+        out.append(
+            {
+                "category": str(category),
+                "units": len(group),
+                "explained": int((group["iou"] > detector_iou).sum()),
+                "mean_iou": _mean(group["iou"]),
+                "mean_atomic_iou": _mean(group["best_atomic_iou"]) if "best_atomic_iou" in group else None,
+            }
+        )
+    out.sort(key=lambda row: (-row["units"], row["category"]))
+    return plain(out)
+
+
+def iou_per_category(results: pd.DataFrame) -> dict[str, list[float]]:
+    """The IoU of the units with a formula, per category (as :func:`by_category` groups them)."""
+    rows = results[(results["formula"] != "") & results["iou"].notna()]
+    return {
+        str(category): group.to_numpy(np.float64).tolist()
+        for category, group in rows["iou"].groupby(category_of(rows), sort=True)
+    }
+
+
+def iou_by_length(results: pd.DataFrame, best_by_length: pd.DataFrame | None, metric: str = "iou") -> dict[str, Any]:
+    """The distribution of IoU per formula length (the paper's Figure 3).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame
+    best_by_length : pandas.DataFrame or None
+        Per unit and exact length, the best value found. With it, the values at length N
+        are each unit's best over formulas of length at most N (N = 1 is NetDissect).
+        Without it, each unit's formula IoU is grouped by that formula's length.
+    metric : str
+        What ``best_by_length`` holds (the search's metric).
+
+    Returns
+    -------
+    dict
+        ``source`` (``"best_by_length"`` or ``"formula_length"``), ``metric``, ``lengths``,
+        ``values`` (one list per length) and ``means``.
+    """
+    if best_by_length is not None:
+        table = best_by_length.to_numpy(np.float64)
+        best_up_to = np.fmax.accumulate(table, axis=1)
+        lengths = [int(c) for c in best_by_length.columns]
+        values = [column[np.isfinite(column)].tolist() for column in best_up_to.T]
+        source = "best_by_length"
+    else:
+        rows = results[(results["formula"] != "") & results["length"].notna() & results["iou"].notna()]
+        groups = rows.groupby(rows["length"].astype(int), sort=True)["iou"]
+        lengths = [int(length) for length, _ in groups]
+        values = [group.to_numpy(np.float64).tolist() for _, group in groups]
+        source, metric = "formula_length", "iou"
+    means = [float(np.mean(v)) if v else None for v in values]
+    return plain({"source": source, "metric": metric, "lengths": lengths, "values": values, "means": means})
