@@ -141,3 +141,9 @@ def test_canonical_form_has_the_same_truth_table(formula: Formula, seed: int) ->
         return np.logical_and.reduce(parts) if isinstance(node, And) else np.logical_or.reduce(parts)
 
     assert np.array_equal(evaluate(formula), evaluate(canonical(formula)))
+
+
+def test_canonical_flattens_junctions_exposed_by_double_negation() -> None:
+    formula = Or(Concept("x"), Not(Not(Or(Concept("z"), Concept("y")))))
+    assert canonical(formula) == parse("x OR y OR z")
+    assert canonical(canonical(formula)) == canonical(formula)

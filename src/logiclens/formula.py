@@ -214,7 +214,11 @@ def canonical(formula: Formula) -> Formula:
         inner = canonical(formula.operand)
         return inner.operand if isinstance(inner, Not) else Not(inner)
     if isinstance(formula, _Junction):
-        unique = {str(op): op for op in (canonical(o) for o in formula.operands)}
+        operands: list[Formula] = []
+        for operand in (canonical(o) for o in formula.operands):
+            # a double negation removed can expose a junction of the same kind: flatten it first
+            operands.extend(operand.operands if type(operand) is type(formula) else [operand])  # type: ignore[attr-defined]
+        unique = {str(op): op for op in operands}
         ordered = [unique[key] for key in sorted(unique)]
         if len(ordered) == 1:
             return ordered[0]
