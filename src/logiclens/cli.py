@@ -320,9 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
+    from logiclens.polytope.cli import register_command as register_polytope
     from logiclens.report import register_command as register_report
 
     register_report(commands)
+    register_polytope(commands)
     return parser
 
 
