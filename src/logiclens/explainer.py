@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
+from logiclens._params import ParamsMixin
 from logiclens.concepts import ConceptSet
 from logiclens.formula import Formula
 from logiclens.masks import UnitMasks
@@ -26,7 +26,7 @@ RESULT_COLUMNS = [
 ]  # fmt: skip
 
 
-class CompositionalExplainer:
+class CompositionalExplainer(ParamsMixin):
     """Explain each unit by the logical formula over concepts whose mask best matches it.
 
     The beam search of Mu & Andreas (2020), exact and computed on signature counts (rules
@@ -140,29 +140,6 @@ class CompositionalExplainer:
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
-
-    # -------------------------------------------------------------- sklearn protocol
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Parameters of this estimator, as passed to the constructor."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> CompositionalExplainer:
-        """Set parameters; returns ``self``."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}")
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
-        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if defaults.get(k) != v]
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     def _settings(self) -> BeamSettings:
         return BeamSettings(
