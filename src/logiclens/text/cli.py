@@ -1,0 +1,231 @@
+"""``logiclens text``: train the paper's NLI model, and explain text units.
+
+Wire it into the main parser with ``register_command(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register_command"]
+
+
+def _min_active(text: str) -> int | float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    if value >= 1 or value == 0:
+        if not value.is_integer():
+            raise argparse.ArgumentTypeError("a count must be a whole number; a fraction must lie in (0, 1)")
+        return int(value)
+    return value
+
+
+def register_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``text`` command (with ``train-nli`` and ``explain``) to the main parser's subparsers."""
+    from logiclens.cli import _add_search_options
+
+    text = subparsers.add_parser(
+        "text",
+        help="text models: train the paper's NLI model; explain units of sentence, pair or token models",
+        description="Sentence-pair (NLI), sentence and token probes after Mu & Andreas (2020, section 3). "
+        "See docs/language.md.",
+    )
+    commands = text.add_subparsers(dest="text_command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train-nli",
+        help="train the paper's LSTM NLI model on JSONL pairs",
+        description="Train the NLI model of the paper (embedding, unidirectional LSTM, [u, v, u*v, u-v], MLP with "
+        "two 1,024-unit ReLU layers, softmax) on JSONL records with premise, hypothesis and gold_label; save a "
+        "state dict that loads with torch.load(weights_only=True).",
+    )
+    train.add_argument("data", type=Path, help="JSONL training pairs")
+    train.add_argument("--out", "-o", type=Path, required=True, help="checkpoint file to write (.pt)")
+    train.add_argument("--epochs", type=int, default=10, help="default 10")
+    train.add_argument("--batch-size", type=int, default=100, help="default 100 (as the reference)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--valid-fraction", type=float, default=0.1, help="held out to pick the epoch (default 0.1)")
+    train.add_argument("--tokenizer", choices=("simple", "spacy"), default="simple", help="default simple")
+    train.add_argument("--max-vocab", type=int, default=50_000, help="words with ids (default 50000)")
+    train.add_argument("--embedding-dim", type=int, default=300)
+    train.add_argument("--hidden", type=int, default=512, help="LSTM units (default 512)")
+    train.add_argument("--bidirectional", action="store_true", help="BiLSTM (the reference model is unidirectional)")
+    train.add_argument("--mlp-hidden", type=int, default=1024, help="units per MLP layer (default 1024)")
+    train.add_argument("--limit", type=int, help="read at most this many records")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_cmd_train_nli)
+
+    explain = commands.add_parser(
+        "explain",
+        help="explain the units of a saved NLI model (or an .npy activation matrix) on a JSONL file",
+        description="Build the paper's concepts for the records of a JSONL file (pairs: premise/hypothesis; "
+        "sentences: text), binarise the units (> threshold, or a top quantile), skip rarely active units, and "
+        "search a formula for every other unit.",
+    )
+    explain.add_argument("data", type=Path, help="JSONL probing data")
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="checkpoint from `logiclens text train-nli`")
+    source.add_argument(
+        "--activations", type=Path, help=".npy array: one row per record (or token), one column per unit"
+    )
+    explain.add_argument("--layer", help="layer of --model to record (default head.mlp.relu2, the penultimate)")
+    explain.add_argument("--level", choices=("auto", "pair", "sentence", "token"), default="auto",
+                         help="positions: pairs or sentences (auto, from the fields) or tokens")  # fmt: skip
+    explain.add_argument("--limit", type=int, help="read at most this many records")
+    features = explain.add_argument_group("concepts")
+    features.add_argument("--tokenizer", default="spacy", help="spacy (default; tags), simple (no tags), spacy:MODEL")
+    features.add_argument("--vocab-size", type=int, default=2000, help="most common words (default 2000)")
+    features.add_argument("--lemmatize", action="store_true", help="lemmas instead of words (spaCy)")
+    features.add_argument("--no-tags", action="store_true", help="no part-of-speech concepts")
+    features.add_argument("--embeddings", default="none",
+                          help="for NEIGHBORS: none (default), minilm, or glove:PATH")  # fmt: skip
+    features.add_argument("--neighbors", type=int, default=5, help="k nearest words (default 5)")
+    features.add_argument("--neighbor-space", choices=("embeddings", "vocabulary"), default="embeddings")
+    units = explain.add_argument_group("units")
+    units.add_argument("--threshold", type=float, default=0.0, help="active where > this (default 0)")
+    units.add_argument("--quantile", type=float, help="instead: per-unit top fraction q")
+    units.add_argument("--min-active", type=_min_active, default=0.05,
+                       help="skip units active less: a count, or a fraction (default 0.05: 500 of 10,000)")  # fmt: skip
+    explain.add_argument("--out", "-o", type=Path, help="write one row per unit to this CSV file")
+    explain.add_argument("--top-out", type=Path, help="write the top-k formulas per unit to this CSV file")
+    explain.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
+    _add_search_options(explain)
+    explain.set_defaults(handler=_cmd_explain)
+    return text
+
+
+def _cmd_train_nli(args: argparse.Namespace) -> int:
+    from logiclens.text.checkpoint import save_nli_model
+    from logiclens.text.data import read_pairs
+    from logiclens.text.lstm import train_nli
+
+    pairs = read_pairs(args.data, limit=args.limit, labelled_only=True)
+    tokenizer = {"annotator": args.tokenizer, "lowercase": True}
+    print(f"training on {len(pairs):,} labelled pairs from {args.data}", file=sys.stderr)
+    model, index, history = train_nli(
+        pairs, tokenizer=tokenizer, max_vocab=args.max_vocab, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, valid_fraction=args.valid_fraction, seed=args.seed, verbose=True,
+        embedding_dim=args.embedding_dim, hidden=args.hidden, bidirectional=args.bidirectional,
+        mlp_hidden=args.mlp_hidden,
+    )  # fmt: skip
+    save_nli_model(args.out, model, index, tokenizer)
+    print(
+        f"kept epoch {history.best_epoch} (validation accuracy {history.best_valid_accuracy:.3f}); "
+        f"wrote {args.out} ({len(index):,} token ids)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _embeddings(spec: str) -> Any:
+    from logiclens.text.embeddings import WordEmbeddings
+
+    if spec == "none":
+        return None
+    if spec == "minilm":
+        return WordEmbeddings.minilm()
+    if spec.startswith("glove:"):
+        return WordEmbeddings.from_glove(spec.removeprefix("glove:"))
+    raise ValueError(f"--embeddings must be none, minilm or glove:PATH, got {spec!r}")
+
+
+def _probe(args: argparse.Namespace, level: str) -> Any:
+    from logiclens.text.features import SentenceFeatures, SentencePairFeatures
+    from logiclens.text.tokens import TokenFeatures
+
+    kind = {"pair": SentencePairFeatures, "sentence": SentenceFeatures, "token": TokenFeatures}[level]
+    return kind(
+        vocab_size=args.vocab_size, lemmatize=args.lemmatize, annotator=args.tokenizer,
+        tags=False if args.no_tags else None, embeddings=_embeddings(args.embeddings), n_neighbors=args.neighbors,
+        neighbor_space=args.neighbor_space,
+    )  # fmt: skip
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from logiclens.cli import _explainer, _print_table, _write_outputs
+    from logiclens.text.data import is_pair_file, read_jsonl, read_pairs, read_sentences
+    from logiclens.text.units import ActiveUnitsExplainer, threshold_units
+
+    records = read_jsonl(args.data, args.limit)
+    level = args.level if args.level != "auto" else ("pair" if is_pair_file(records) else "sentence")
+    if args.model is not None and level != "pair":
+        raise ValueError("--model explains an NLI model, which needs premise/hypothesis pairs")
+    data = read_pairs(args.data, args.limit) if level == "pair" else read_sentences(args.data, args.limit)
+    probe = _probe(args, level)
+    if level == "pair":
+        inputs: Any = probe.annotate_pairs(data)
+    else:
+        inputs = probe.annotate(list(data["text"]))
+    concepts = probe.fit_transform(inputs)
+    correct = None
+    if args.model is not None:
+        activations, correct = _model_activations(args, data)
+    else:
+        activations = np.load(args.activations, allow_pickle=False)
+    if activations.ndim != 2 or activations.shape[0] != concepts.n_positions:
+        unit = "tokens" if level == "token" else "records"
+        raise ValueError(
+            f"activations have shape {activations.shape}; expected ({concepts.n_positions}, units): one row per "
+            f"{unit[:-1]} ({concepts.n_positions:,} {unit} with --tokenizer {args.tokenizer})"
+        )
+    masks = threshold_units(activations, args.threshold, args.quantile)
+    wrapper = ActiveUnitsExplainer(_explainer(args), args.min_active).fit(masks, concepts)
+    frame = wrapper.explanations_
+    print(
+        f"{concepts}; {len(frame)} units, {len(wrapper.skipped_)} skipped (active on fewer than "
+        f"{wrapper.min_active_:,} positions)",
+        file=sys.stderr,
+    )
+    if correct is not None:
+        _report_accuracy(wrapper, masks, correct)
+    shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
+    columns = [c for c in ("unit", "formula", "iou", "length", "n_active", "accuracy_when_active") if c in shown]
+    _print_table(shown, columns)
+    _write_outputs(wrapper, args.out, args.top_out)
+    return 0
+
+
+def _model_activations(args: argparse.Namespace, pairs: Any) -> tuple[Any, Any]:
+    """The model's units on the pairs, and 1/0 for right/wrong predictions (NaN: no gold label)."""
+    import numpy as np
+
+    from logiclens.text.checkpoint import load_nli_model
+    from logiclens.text.data import label_ids
+    from logiclens.text.lstm import encode_pairs, tokenize_pairs
+    from logiclens.text.recording import record_layer
+    from logiclens.text.training import predict_logits
+
+    model, index, tokenizer = load_nli_model(args.model)
+    inputs = encode_pairs(index, *tokenize_pairs(pairs, tokenizer))
+    activations = record_layer(model, inputs, args.layer or model.penultimate)
+    correct = None
+    if "gold_label" in pairs:
+        gold = label_ids(pairs["gold_label"]).to_numpy()
+        predicted = predict_logits(model, inputs).argmax(-1).numpy()
+        correct = np.where(gold >= 0, (predicted == gold).astype(float), np.nan)
+    return activations, correct
+
+
+def _report_accuracy(wrapper: Any, masks: Any, correct: Any) -> None:
+    import numpy as np
+
+    from logiclens.text.analysis import accuracy_when_active, iou_accuracy_correlation
+
+    labelled = np.isfinite(correct)
+    right = np.nan_to_num(correct, nan=0.0).astype(bool)
+    accuracy = accuracy_when_active(masks[:, labelled], right[labelled])
+    frame = wrapper.explanations_
+    frame["accuracy_when_active"] = accuracy
+    searched = (frame.status == "ok").to_numpy()
+    r, p, n = iou_accuracy_correlation(frame.iou.to_numpy(float)[searched], accuracy[searched])
+    print(
+        f"model accuracy {right[labelled].mean():.3f} on {labelled.sum():,} labelled pairs; IoU vs accuracy when "
+        f"active over {n} units: Pearson r = {r:.3f} (p = {p:.2g})",
+        file=sys.stderr,
+    )
