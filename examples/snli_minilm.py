@@ -16,7 +16,9 @@ The paper's NLI model is not available, so this builds the closest runnable setu
 4. report explanations (length 5, as in the paper's Figure 6), the IoU-versus-length curve
    for lengths 1 to 10 (Figure 3, right), and per unit the head's accuracy on the pairs
    where the unit is active against its IoU (Figure 7; the paper: r = -0.60 at length 3),
-   with the same analysis of an untrained head as a control.
+   with the same analysis of an untrained head as a control;
+5. write the length-5 explanations as a run directory with its HTML report
+   (``OUT/run/report/index.html``: each unit's top-activating pairs, the matched words marked).
 
 Run from the repository root (about 80 s on 2 idle CPU cores, plus 3-5 minutes of encoding
 the first time, cached under ``.cache/snli_minilm``)::
@@ -43,6 +45,7 @@ import pandas as pd
 import torch
 
 from logiclens import CompositionalExplainer, ConceptSet
+from logiclens.report import build_report
 from logiclens.text import (
     ActiveUnitsExplainer,
     SentencePairFeatures,
@@ -52,12 +55,14 @@ from logiclens.text import (
     iou_accuracy_correlation,
     read_pairs,
     threshold_units,
+    unit_thresholds,
 )
 from logiclens.text.data import LABELS, label_ids
 from logiclens.text.embeddings import minilm_path
 from logiclens.text.encoders import encode_sentences, load_sentence_transformer
 from logiclens.text.nli_model import MLPHead
 from logiclens.text.recording import record_layer
+from logiclens.text.run import save_text_run
 from logiclens.text.training import TrainingHistory, fit_classifier, predict_logits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,13 +112,17 @@ def load_data(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def build_concepts(probe_pairs: pd.DataFrame, args: argparse.Namespace) -> tuple[ConceptSet, SentencePairFeatures]:
+def build_concepts(
+    probe_pairs: pd.DataFrame, args: argparse.Namespace
+) -> tuple[ConceptSet, SentencePairFeatures, list[Any]]:
+    """The concept set, the fitted features and the annotated pairs."""
     log("building concepts: spaCy tags and the most common words per side, overlap, NEIGHBORS from MiniLM")
     embeddings = WordEmbeddings.minilm() if args.neighbors else None
     features = SentencePairFeatures(vocab_size=args.vocab_size, embeddings=embeddings, n_neighbors=args.neighbors)
-    concepts = features.fit_transform(probe_pairs)
+    annotated = features.annotate_pairs(probe_pairs)
+    concepts = features.fit_transform(annotated)
     log(f"{concepts}; {len(features.neighbors_):,} words with NEIGHBORS")
-    return concepts, features
+    return concepts, features, annotated
 
 
 # ---------------------------------------------------------------------- analysis
@@ -123,10 +132,12 @@ def search(masks: np.ndarray, concepts: ConceptSet, length: int, args: argparse.
     return ActiveUnitsExplainer(explainer, min_active=args.min_active).fit(masks, concepts)
 
 
-def unit_masks(head: MLPHead, u: torch.Tensor, v: torch.Tensor, args: argparse.Namespace) -> np.ndarray:
-    """The penultimate units, recorded with hooks and binarised (> 0, or a top quantile)."""
+def record_units(
+    head: MLPHead, u: torch.Tensor, v: torch.Tensor, args: argparse.Namespace
+) -> tuple[np.ndarray, np.ndarray]:
+    """The penultimate units, recorded with hooks, and their thresholds (0, or a top quantile)."""
     acts = record_layer(head, (u, v), head.penultimate)
-    return threshold_units(acts, threshold=0.0, top_fraction=args.quantile)
+    return acts, unit_thresholds(acts, threshold=0.0, top_fraction=args.quantile)
 
 
 def analyse(
@@ -136,12 +147,15 @@ def analyse(
     probe = data["probe"]
     u, v = data["u"][probe], data["v"][probe]
     correct = predict_logits(head, (u, v)).argmax(-1).numpy() == data["labels"][probe]
-    masks = unit_masks(head, u, v, args)
+    activations, thresholds = record_units(head, u, v, args)
+    masks = threshold_units(activations, thresholds)
     gold = np.eye(len(LABELS), dtype=np.int64)[data["labels"][probe]]
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = (masks.astype(np.int64) @ gold) / masks.sum(axis=1, keepdims=True)
     return {
         "correct": correct,
+        "activations": activations,
+        "thresholds": thresholds,
         "masks": masks,
         "gold_shares": shares,
         "accuracy": accuracy_when_active(masks, correct),
@@ -288,6 +302,28 @@ def plot(curve: pd.DataFrame, frame: pd.DataFrame, control: pd.DataFrame, args: 
 
 
 # ---------------------------------------------------------------------- main
+def write_run(
+    result: dict[str, Any],
+    head: MLPHead,
+    features: SentencePairFeatures,
+    annotated: list[Any],
+    concepts: ConceptSet,
+    args: argparse.Namespace,
+) -> None:
+    """The explanations of length ``--explain-length`` as a run directory, with its HTML report."""
+    explained = result["searches"][args.explain_length]
+    explained.explanations_["accuracy_when_active"] = result["accuracy"]
+    folder = save_text_run(
+        args.out / "run", explained, result["activations"], result["thresholds"], concepts,
+        features.records(annotated), "pair", layer=head.penultimate,
+        model={"name": "all-MiniLM-L6-v2 + MLPHead", "seed": args.seed, "epochs": args.epochs},
+        probe={"data": str(args.snli), "split": "probing half, by premise", "vocab_size": args.vocab_size,
+               "neighbors": args.neighbors, "tokenizer": "spacy"},
+        settings={"threshold": 0.0, "quantile": args.quantile},
+    )  # fmt: skip
+    log(f"report: {build_report(folder, verbose=1) / 'index.html'}")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("snli", nargs="?", type=Path, default=DEFAULT_SNLI, help="snli_1.0_dev.jsonl")
@@ -324,7 +360,7 @@ def main() -> int:
     history = fit_classifier(
         head, (data["u"][train], data["v"][train]), y[train], epochs=args.epochs, seed=args.seed, verbose=True
     )
-    concepts, features = build_concepts(data["pairs"].iloc[probe].reset_index(drop=True), args)
+    concepts, features, annotated = build_concepts(data["pairs"].iloc[probe].reset_index(drop=True), args)
     args.min_active_resolved = ActiveUnitsExplainer(min_active=args.min_active).resolve_min_active(len(probe))
 
     lengths = sorted({args.corr_length, args.explain_length, args.curve_length})
@@ -351,6 +387,7 @@ def main() -> int:
     curve.to_csv(args.out / "lengths.csv", index=False)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     plot(curve, frame, control, args)
+    write_run(trained, head, features, annotated, concepts, args)
 
     with pd.option_context("display.max_colwidth", 110, "display.width", 220, "display.max_rows", 100):
         top = frame[frame.status == "ok"].sort_values(f"iou_L{args.explain_length}", ascending=False)

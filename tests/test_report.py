@@ -6,7 +6,6 @@ import argparse
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 from logiclens.dissect import DissectionSettings, count_unit_masks, dissect
 from logiclens.formula import parse
 from logiclens.report import ProbeUnavailableError, ReportError, build_report, probe_from_config, register_command
-from logiclens.report.examples import example_masks, top_images
+from logiclens.report.examples import example_masks, top_examples
 from logiclens.report.render import environment, formula_tokens
 from logiclens.testing import PlantedProbe, planted_model
 
@@ -53,7 +52,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(run: Path) -> Path:
-    return build_report(run, probe=HostileProbe(), top_images=TOP, verbose=0)
+    return build_report(run, probe=HostileProbe(), top_examples=TOP, verbose=0)
 
 
 def _json(report: Path) -> dict:
@@ -89,7 +88,10 @@ def test_report_json_holds_what_the_page_shows(run: Path, report: Path) -> None:
     results = pd.read_csv(run / "results.csv", keep_default_na=False)
     assert data["format"] == "logiclens-report"
     assert data["run"]["config"]["probe"]["kind"] == "planted"
-    assert data["images"] == {"available": True, "note": "", "top_images": TOP, "n_probe_images": 24}
+    assert data["format_version"] == 2
+    assert data["examples"] == {
+        "kind": "image", "level": None, "available": True, "note": "", "per_unit": TOP, "n_examples": 24,
+    }  # fmt: skip
     (layer,) = data["layers"]
     assert layer["name"] == "relu" and layer["n_units"] == 4
     assert layer["summary"]["units"] == 4
@@ -130,11 +132,11 @@ def test_every_label_is_escaped(report: Path) -> None:
 def test_report_without_the_probe_has_no_images(run: Path, tmp_path: Path) -> None:
     folder = build_report(run, out=tmp_path / "plain", verbose=0)  # "planted" cannot be reopened
     data = _json(folder)
-    assert data["images"]["available"] is False
-    assert "planted" in data["images"]["note"]
+    assert data["examples"]["available"] is False
+    assert "planted" in data["examples"]["note"]
     assert not (folder / "images").exists() and not (folder / "overlays").exists()
     html = (folder / "index.html").read_text(encoding="utf-8")
-    assert 'id="no-images"' in html and html.count('<article class="card"') == 4
+    assert 'id="no-examples"' in html and html.count('<article class="card"') == 4
     assert all(u["examples"] == {"kind": None, "items": []} for u in data["layers"][0]["units"])
 
 
@@ -183,9 +185,9 @@ def test_formula_masks_follow_signatures() -> None:
 def test_top_images_rank_by_maximum_then_mean_and_skip_inactive_images() -> None:
     maxima = np.array([[1.0, 0.1], [3.0, 0.2], [3.0, 0.3], [0.5, 0.0]], np.float32)
     means = np.array([[0.1, 0.0], [0.2, 0.0], [0.4, 0.0], [0.0, 0.0]], np.float32)
-    top = top_images(maxima, means, np.array([0.7, 0.25]), 3)
+    top = top_examples(maxima, means, np.array([0.7, 0.25]), 3)
     np.testing.assert_array_equal(top, [[2, 1, 0], [2, -1, -1]])
-    ties = top_images(maxima, means, np.array([3.0, 5.0]), 2, ties_broken=np.array([True, False]))
+    ties = top_examples(maxima, means, np.array([3.0, 5.0]), 2, ties_broken=np.array([True, False]))
     np.testing.assert_array_equal(ties, [[2, 1], [-1, -1]])
 
 
@@ -200,17 +202,24 @@ def test_formula_tokens_join_back() -> None:
 
 def test_text_examples_render_escaped() -> None:
     """Text probes plug in through the card's ``examples`` kind."""
+    hostile = "<img src=x onerror=alert(1)>"
     unit = {
         "anchor": "u-x-0", "layer": "x", "unit": "0", "formula": "<img>", "iou": 0.5, "length": 1,
         "examples": {"kind": "text", "items": [
-            {"index": 3, "activation": 1.5, "iou": 0.5, "tokens": ["a", "<img src=x onerror=alert(1)>", "c"],
-             "unit_active": [False, True, True], "formula_match": [False, True, False], "heldout": False},
+            {"index": 3, "activation": 1.5, "formula_holds": True, "iou": 0.5, "heldout": False, "segments": [
+                {"name": "<b>premise</b>", "tokens": ["a", hostile, "c"], "matched": [False, True, False],
+                 "active": [False, True, True], "activation": [0.0, 2.0, 1.0]},
+                {"name": "hypothesis", "tokens": ["d"], "matched": [False], "active": None, "activation": None},
+            ]},
         ]},
     }  # fmt: skip
-    page = environment().from_string('{% import "macros.html.j2" as m %}{{ m.card(unit, False, images, 0.04) }}')
-    html = page.render(unit=unit, images={"available": True})
+    page = environment().from_string('{% import "macros.html.j2" as m %}{{ m.card(unit, False, examples, 0.04) }}')
+    html = page.render(unit=unit, examples={"available": True})
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert '<span class="tok unit formula">&lt;img' in html and '<span class="tok unit">c</span>' in html
+    assert "<b>premise" not in html and "&lt;b&gt;premise&lt;/b&gt;" in html
+    assert '<span class="tok unit formula" title="act 2.000">&lt;img' in html
+    assert '<span class="tok unit" title="act 1.000">c</span>' in html and '<span class="tok">d</span>' in html
+    assert "formula holds" in html and "token IoU 0.50" in html
 
 
 def test_best_by_length_drives_the_length_plot(run: Path, tmp_path: Path) -> None:
@@ -218,24 +227,24 @@ def test_best_by_length_drives_the_length_plot(run: Path, tmp_path: Path) -> Non
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
     table = pd.DataFrame({"unit": ["0", "1", "2", "3"], "1": [0.5, 0.2, np.nan, 0.1], "2": [0.4, 0.6, np.nan, 0.3]})
     table.to_csv(copy / "best_by_length_relu.csv", index=False)
-    data = _json(build_report(copy, top_images=0, verbose=0))
+    data = _json(build_report(copy, top_examples=0, verbose=0))
     curve = data["layers"][0]["iou_by_length"]
     assert curve["source"] == "best_by_length" and curve["lengths"] == [1, 2]
     assert curve["values"] == [[0.5, 0.2, 0.1], [0.5, 0.6, 0.3]]  # best up to each length; empty units left out
-    assert data["images"]["note"].startswith("images were turned off")
+    assert data["examples"]["note"].startswith("images were turned off")
 
 
 def test_rebuilding_replaces_only_a_report(run: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
-    build_report(run, out=out, top_images=0, verbose=0)
+    build_report(run, out=out, top_examples=0, verbose=0)
     (out / "stale.txt").write_text("old")
-    build_report(run, out=out, top_images=0, verbose=0)
+    build_report(run, out=out, top_examples=0, verbose=0)
     assert not (out / "stale.txt").exists() and (out / "index.html").is_file()
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("keep me")
     with pytest.raises(ReportError, match="not a logiclens report"):
-        build_report(run, out=foreign, top_images=0, verbose=0)
+        build_report(run, out=foreign, top_examples=0, verbose=0)
     assert (foreign / "thesis.tex").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "site"]  # no staging folder left behind
 
@@ -251,7 +260,7 @@ def test_not_a_run_is_a_one_line_error(tmp_path: Path) -> None:
 def test_report_command(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="logiclens")
     register_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["report", str(run), "--out", str(tmp_path / "r"), "--top-images", "2", "-q"])
+    args = parser.parse_args(["report", str(run), "--out", str(tmp_path / "r"), "--top-examples", "2", "-q"])
     assert args.handler(args) == 0
     assert f"report: {tmp_path / 'r' / 'index.html'}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as stop:
@@ -280,27 +289,9 @@ def test_probe_from_config() -> None:
         probe_from_config({})
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed")
-def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    command = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
-        (report / "index.html").as_uri(),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    dom = done.stdout
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+def test_report_renders_in_headless_chromium(report: Path, render_in_chromium) -> None:
+    dom, console = render_in_chromium(report / "index.html")
     assert not console, console
     root = re.search(r"<html[^>]*>", dom).group(0)
     assert 'data-ready="true"' in root and "data-error" not in root

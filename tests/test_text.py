@@ -592,10 +592,12 @@ def test_cli_train_and_explain(tmp_path: Path, capsys):
     common = ["--embedding-dim", "8", "--hidden", "8", "--mlp-hidden", "16", "--epochs", "2"]
     assert _run_cli(["text", "train-nli", str(data), "-o", str(model), *common]) == 0
     assert model.is_file()
-    out = tmp_path / "units.csv"
+    out = tmp_path / "run"
     argv = ["text", "explain", str(data), "--model", str(model), "--tokenizer", "simple", "--min-active", "5"]
-    assert _run_cli([*argv, "--length", "2", "-q", "--out", str(out)]) == 0
-    frame = pd.read_csv(out)
+    assert _run_cli([*argv, "--length", "2", "-q", "--out", str(out), "--no-report"]) == 0
+    assert not (out / "report").exists()
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame.layer == "head.mlp.relu2").all()
     assert len(frame) == 16 and set(frame.status) <= {"ok", "skipped"}
     assert "accuracy_when_active" in frame
     assert (frame.loc[frame.status == "skipped", "n_active"] < 5).all()
@@ -607,10 +609,10 @@ def test_cli_explain_activation_matrix(tmp_path: Path):
     data = _write_jsonl(tmp_path / "s.jsonl", [{"text": t} for t in ["a dog runs", "a cat", "nobody runs", "a dog"]])
     acts = np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [1.0, 0.0]])
     np.save(tmp_path / "acts.npy", acts)
-    out = tmp_path / "units.csv"
+    out = tmp_path / "run"
     argv = ["text", "explain", str(data), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple"]
-    assert _run_cli([*argv, "--min-active", "1", "--length", "1", "-q", "--out", str(out)]) == 0
-    frame = pd.read_csv(out)
+    assert _run_cli([*argv, "--min-active", "1", "--length", "1", "-q", "--out", str(out), "--no-report"]) == 0
+    frame = pd.read_csv(out / "results.csv")
     assert frame.formula.tolist() == ["word:dog", "word:nobody"]
     np.save(tmp_path / "bad.npy", acts[:3])
     with pytest.raises(ValueError, match="one row per"):

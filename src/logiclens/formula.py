@@ -38,6 +38,7 @@ __all__ = [
     "Or",
     "canonical",
     "parse",
+    "positive_leaves",
 ]
 
 KEYWORDS = frozenset({"AND", "OR", "NOT", "NEIGHBORS"})
@@ -201,6 +202,31 @@ def _count_nots(formula: Formula) -> Iterator[int]:
     elif isinstance(formula, _Junction):
         for operand in formula.operands:
             yield from _count_nots(operand)
+
+
+def positive_leaves(formula: Formula) -> list[Concept | Neighbors]:
+    """The leaves under an even number of ``NOT`` nodes, from left to right.
+
+    These are the concepts whose presence makes the formula hold (in ``a AND NOT b``, ``a``).
+
+    Examples
+    --------
+    >>> positive_leaves(parse("(a OR NOT b) AND NOT (c AND NOT d)"))
+    [Concept(name='a'), Concept(name='d')]
+    """
+    return [leaf for leaf, positive in _leaves_with_polarity(formula, True) if positive]
+
+
+def _leaves_with_polarity(formula: Formula, positive: bool) -> Iterator[tuple[Concept | Neighbors, bool]]:
+    if isinstance(formula, _Leaf):
+        yield formula, positive  # type: ignore[misc]
+    elif isinstance(formula, Not):
+        yield from _leaves_with_polarity(formula.operand, not positive)
+    elif isinstance(formula, _Junction):
+        for operand in formula.operands:
+            yield from _leaves_with_polarity(operand, positive)
+    else:
+        raise TypeError(f"not a formula: {formula!r}")
 
 
 def canonical(formula: Formula) -> Formula:

@@ -1,10 +1,11 @@
-"""Static HTML reports of dissection runs: ``logiclens report DIR`` writes ``DIR/report/``.
+"""Static HTML reports of runs: ``logiclens report DIR`` writes ``DIR/report/``.
 
-The report is a self-contained folder that opens from the file system: an ``index.html``
-(the run's settings, a summary per layer, plots, a sortable and filterable table of every
-unit and a card per unit with its top-activating probing images), the plots and images
-it shows, its stylesheet and script, and ``report.json`` with everything the page shows.
-Nothing is loaded from the network.
+The report of a ``dissect`` or ``text explain`` run is a self-contained folder that opens
+from the file system: an ``index.html`` (the run's settings, a summary per layer, plots, a
+sortable and filterable table of every unit and a card per unit with its top-activating
+probing images, or texts with the formula's words marked), the plots and images it shows,
+its stylesheet and script, and ``report.json`` with everything the page shows. Nothing is
+loaded from the network.
 
 :func:`build_report` builds one from Python; :func:`register_command` adds the
 ``report`` command to an ``argparse`` command line. Importing this package is cheap: the

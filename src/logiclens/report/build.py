@@ -31,10 +31,11 @@ from logiclens.report.summary import (
     iou_per_category,
     layer_summary,
 )
+from logiclens.text.records import TextRecord
 
 __all__ = ["build_report"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _check_dependencies() -> None:
@@ -53,10 +54,10 @@ def _select_layers(run: RunData, names: Sequence[str]) -> RunData:
     return replace(run, layers=[known[name] for name in dict.fromkeys(names)])
 
 
-def _open_probe(run: RunData, probe: ProbeDataset | None, top_images: int) -> tuple[ProbeDataset | None, str]:
+def _open_probe(run: RunData, probe: ProbeDataset | None, top_examples: int) -> tuple[ProbeDataset | None, str]:
     """The probe to draw images from, or None and the reason the report has no images."""
-    if top_images == 0:
-        return None, "images were turned off (--top-images 0)"
+    if top_examples == 0:
+        return None, "images were turned off (--top-examples 0)"
     if not run.signatures.is_file() or not run.concepts.is_file():
         return None, "the run's record/signatures.npy or concepts.npz is missing"
     try:
@@ -65,10 +66,30 @@ def _open_probe(run: RunData, probe: ProbeDataset | None, top_images: int) -> tu
         check_probe(opened, signatures.shape[0], signatures.shape[1:])
     except ProbeUnavailableError as error:
         return None, str(error)
+    missing = _missing_activations(run)
+    return (None, missing) if missing else (opened, "")
+
+
+def _open_texts(run: RunData, top_examples: int) -> tuple[list[TextRecord] | None, str]:
+    """The probing texts of a text run, or None and the reason the report shows none."""
+    from logiclens.io import InputFileError
+    from logiclens.text.records import load_records
+
+    if top_examples == 0:
+        return None, "examples were turned off (--top-examples 0)"
+    if not run.texts.is_file() or not run.concepts.is_file():
+        return None, "the run's texts.jsonl or concepts.npz is missing"
+    try:
+        records = load_records(run.texts)
+    except InputFileError as error:
+        return None, str(error)
+    missing = _missing_activations(run)
+    return (None, missing) if missing else (records, "")
+
+
+def _missing_activations(run: RunData) -> str:
     missing = [layer.activations.name for layer in run.layers if not layer.activations.is_file()]
-    if missing:
-        return None, f"the run's recorded activations are missing ({', '.join(missing)})"
-    return opened, ""
+    return f"the run's recorded activations are missing ({', '.join(missing)})" if missing else ""
 
 
 def _plots(layer: LayerData, run: RunData, folder: Path, detector_iou: float) -> dict[str, Any]:
@@ -111,18 +132,19 @@ def build_report(
     run_dir: str | Path,
     probe: ProbeDataset | None = None,
     out: str | Path | None = None,
-    top_images: int = 6,
+    top_examples: int = 6,
     detector_iou: float = DETECTOR_IOU,
     layers: Sequence[str] | None = None,
     n_jobs: int = 1,
     verbose: int = 1,
 ) -> Path:
-    """Write the HTML report of a dissection run.
+    """Write the HTML report of a run.
 
     Parameters
     ----------
     run_dir : str or Path
-        A run directory written by :func:`logiclens.dissect.dissect`.
+        A run directory written by :func:`logiclens.dissect.dissect` or
+        :func:`logiclens.text.run.save_text_run`.
     probe : ProbeDataset, optional
         The probe the run was recorded on; by default reopened from ``config.json`` (see
         :func:`~logiclens.report.probe_from_config`). Without a probe the report has no images
@@ -130,8 +152,8 @@ def build_report(
     out : str or Path, optional
         The report folder (default ``run_dir/report``). An earlier report there is replaced;
         any other non-empty folder is refused.
-    top_images : int
-        Top-activating images per unit (0: none).
+    top_examples : int
+        Top-activating images (or texts, for text runs) per unit (0: none).
     detector_iou : float
         IoU above which a unit counts as explained (NetDissect: 0.04).
     layers : sequence of str, optional
@@ -151,23 +173,28 @@ def build_report(
     ReportError
         If ``run_dir`` is not a finished run or ``out`` cannot be replaced.
     """
-    if top_images < 0:
-        raise ReportError(f"top_images must be >= 0, got {top_images}")
+    if top_examples < 0:
+        raise ReportError(f"top_examples must be >= 0, got {top_examples}")
     _check_dependencies()
     started = time.monotonic()
     run = load_run(run_dir)
     if layers is not None:
         run = _select_layers(run, layers)
     target = Path(out) if out is not None else run.path / "report"
-    opened, images_note = _open_probe(run, probe, top_images)
+    if run.text_level is None:
+        source, note = _open_probe(run, probe, top_examples)
+    else:
+        source, note = _open_texts(run, top_examples)
     staging = staging_folder(target)
     try:
-        records = _build_layers(run, opened, top_images, staging, detector_iou, n_jobs, verbose)
-        images = {
-            "available": opened is not None,
-            "note": images_note,
-            "top_images": top_images if opened is not None else 0,
-            "n_probe_images": _n_probe_images(run),
+        records = _build_layers(run, source, top_examples, staging, detector_iou, n_jobs, verbose)
+        examples = {
+            "kind": "image" if run.text_level is None else "text",
+            "level": run.text_level,
+            "available": source is not None,
+            "note": note,
+            "per_unit": top_examples if source is not None else 0,
+            "n_examples": _n_examples(run, source),
         }
         report = {
             "format": "logiclens-report",
@@ -175,7 +202,7 @@ def build_report(
             "generated": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": time.monotonic() - started,
             "run": {"path": str(run.path.resolve()), "config": run.config, "environment": run.environment},
-            "images": images,
+            "examples": examples,
             "detector_iou": detector_iou,
             "colors": COLORS,
             "layers": records,
@@ -192,38 +219,45 @@ def build_report(
 
 def _build_layers(
     run: RunData,
-    probe: ProbeDataset | None,
-    top_images: int,
+    source: ProbeDataset | list[TextRecord] | None,
+    top_examples: int,
     folder: Path,
     detector_iou: float,
     n_jobs: int,
     verbose: int,
 ) -> list[dict[str, Any]]:
-    """Cards, images, overlays and plots of every layer; returns the layers' report.json records."""
+    """Cards, examples, overlays and plots of every layer; returns the layers' report.json records."""
     from logiclens.concepts import ConceptSet
     from logiclens.report.images import write_probe_images
+    from logiclens.report.text_cards import text_layer_cards
 
     records, shown = [], set()
-    concepts = ConceptSet.load(run.concepts) if probe is not None else None
+    concepts = ConceptSet.load(run.concepts) if source is not None else None
     for layer in run.layers:
-        if probe is None or concepts is None:
+        if source is None or concepts is None:
             cards = bare_cards(layer)
+        elif isinstance(source, list):
+            cards = text_layer_cards(layer, concepts, source, top_examples, str(run.text_level), run.heldout)
         else:
             cards, images = layer_cards(
-                layer, concepts, run.signatures, top_images, folder, run.heldout, n_jobs, verbose
+                layer, concepts, run.signatures, top_examples, folder, run.heldout, n_jobs, verbose
             )
             shown |= images
         plots = _plots(layer, run, folder, detector_iou)
         records.append(_layer_record(layer, cards, plots, detector_iou))
-    if probe is not None:
-        write_probe_images(probe, shown, folder, n_jobs, verbose)
+    if isinstance(source, ProbeDataset):
+        write_probe_images(source, shown, folder, n_jobs, verbose)
     return records
 
 
-def _n_probe_images(run: RunData) -> int | None:
+def _n_examples(run: RunData, source: ProbeDataset | list[TextRecord] | None) -> int | None:
+    """Probing images or texts of the run, where known."""
+    if isinstance(source, list):
+        return len(source)
     if run.signatures.is_file():
         return int(np.load(run.signatures, mmap_mode="r").shape[0])
-    return run.config.get("probe", {}).get("n_images")
+    probe = run.config.get("probe", {})
+    return probe.get("n_examples", probe.get("n_images"))
 
 
 def _write_pages(report: dict[str, Any], folder: Path) -> None:

@@ -2,8 +2,8 @@
 
 A card holds the unit's row of ``results.csv`` and its top-activating *examples*. Examples
 come in kinds: :class:`ImageExample` (a probing image with the unit's and the formula's
-masks drawn over it) and :class:`TextExample` (a text with the tokens where the unit is
-active and the tokens where the formula holds marked). The page picks the template for
+masks drawn over it) and :class:`TextExample` (a text with the words the formula matches
+marked, and, when every token is a position, the tokens where the unit is active). The page picks the template for
 ``examples["kind"]``, so a probe of a new modality adds an example class and a template
 macro, nothing else.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ImageExample", "TextExample", "UnitCard", "plain"]
+__all__ = ["ImageExample", "ShownSegment", "TextExample", "UnitCard", "plain"]
 
 
 def plain(value: Any) -> Any:
@@ -85,30 +85,54 @@ class ImageExample:
 
 
 @dataclass
+class ShownSegment:
+    """A named run of tokens of a text example, with the tokens to highlight.
+
+    Attributes
+    ----------
+    name : str
+        ``premise``, ``hypothesis`` or ``text``.
+    tokens : list of str
+    matched : list of bool
+        Per token: a word the formula matches.
+    active : list of bool or None
+        Per token: the unit is active on it (only when every token is a position).
+    activation : list of float or None
+        Per token: the unit's activation (only when every token is a position).
+    """
+
+    name: str
+    tokens: list[str]
+    matched: list[bool]
+    active: list[bool] | None = None
+    activation: list[float] | None = None
+
+
+@dataclass
 class TextExample:
     """One top-activating text of a unit (for text probes).
 
     Attributes
     ----------
     index : int
-        The text's position in the probe.
+        The example's position in the probe (a pair, a sentence, or a sentence of tokens).
     activation : float
+        The unit's activation on it (its largest over the tokens, when tokens are positions).
+    formula_holds : bool or None
+        The formula holds on the example (on one of its tokens, when tokens are positions);
+        None for units without a formula.
     iou : float or None
-        Token-level IoU of the unit's and the formula's masks on this text.
-    tokens : list of str
-    unit_active : list of bool
-        Per token: the unit is active.
-    formula_match : list of bool
-        Per token: the formula holds (the matched words).
+        Token-level IoU of the unit's and the formula's masks (only when tokens are positions;
+        None where both are empty).
+    segments : list of ShownSegment
     heldout : bool
     """
 
     index: int
     activation: float
+    formula_holds: bool | None
     iou: float | None
-    tokens: list[str]
-    unit_active: list[bool]
-    formula_match: list[bool]
+    segments: list[ShownSegment]
     heldout: bool = False
     kind: str = field(default="text", init=False)
 

@@ -18,7 +18,7 @@ def _count(text: str) -> int:
 
 
 def register_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``report DIR [--out PATH] [--top-images N] [--layer NAME] [--n-jobs N] [--quiet]`` to ``subparsers``.
+    """Add ``report DIR [--out PATH] [--top-examples N] [--layer NAME] [--n-jobs N] [--quiet]`` to ``subparsers``.
 
     Parameters
     ----------
@@ -33,14 +33,15 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "report",
         help="write a run's HTML report (DIR/report/index.html)",
-        description="Write a self-contained HTML report of a dissection run: settings, summary, plots, a "
-        "sortable table of every unit and a card per unit with its top-activating images and masks. "
+        description="Write a self-contained HTML report of a run (`logiclens dissect` or `logiclens text explain`): "
+        "settings, summary, plots, a sortable table of every unit and a card per unit with its top-activating "
+        "images and masks, or texts with the formula's words marked. "
         "It opens from the file system and loads nothing from the network.",
     )
-    parser.add_argument("run", type=Path, metavar="DIR", help="run directory (written by `logiclens dissect`)")
+    parser.add_argument("run", type=Path, metavar="DIR", help="run directory (`dissect` or `text explain`)")
     parser.add_argument("--out", "-o", type=Path, help="report folder (default DIR/report)")
-    parser.add_argument("--top-images", type=_count, default=6, metavar="N",
-                        help="top-activating images per unit (default 6; 0: none)")  # fmt: skip
+    parser.add_argument("--top-examples", "--top-images", type=_count, default=6, metavar="N",
+                        help="top-activating images or texts per unit (default 6; 0: none)")  # fmt: skip
     parser.add_argument(
         "--n-jobs", "-j", type=int, default=1, help="processes drawing masks and images (-1: all cores)"
     )
@@ -57,7 +58,7 @@ def run_command(args: argparse.Namespace) -> int:
     folder = build_report(
         args.run,
         out=args.out,
-        top_images=args.top_images,
+        top_examples=args.top_examples,
         layers=args.layer,
         n_jobs=args.n_jobs,
         verbose=0 if args.quiet else 1,

@@ -13,7 +13,7 @@ from logiclens.formula import FormulaSyntaxError, parse
 from logiclens.report.cards import ImageExample, UnitCard, plain
 from logiclens.report.draw import save_overlays
 from logiclens.report.errors import ReportError
-from logiclens.report.examples import example_masks, image_statistics, top_images
+from logiclens.report.examples import example_masks, image_statistics, top_examples
 from logiclens.report.parallel import run_tasks
 from logiclens.report.run_data import LayerData
 
@@ -121,7 +121,7 @@ def layer_cards(
         )
     maxima, means = image_statistics(activations, verbose=verbose)
     ties = None if layer.tie_cuts is None else layer.tie_cuts >= 0
-    top = top_images(maxima, means, layer.thresholds, top_k, ties)
+    top = top_examples(maxima, means, layer.thresholds, top_k, ties)
     units, ranks = np.nonzero(top >= 0)  # unit by unit, best image first
     images = top[units, ranks]
     frames = np.bincount(units, minlength=len(cards))

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from logiclens.activations.upsample import BilinearUpsampler
 
-__all__ = ["ExampleMasks", "example_masks", "image_statistics", "top_images"]
+__all__ = ["ExampleMasks", "example_masks", "image_statistics", "top_examples"]
 
 
 def image_statistics(
@@ -48,7 +48,7 @@ def image_statistics(
     return maxima, means
 
 
-def top_images(
+def top_examples(
     maxima: NDArray[np.floating],
     means: NDArray[np.floating],
     thresholds: NDArray[np.floating],
@@ -57,8 +57,8 @@ def top_images(
 ) -> NDArray[np.int64]:
     """The ``k`` images with the largest maximum activation per unit, among those that can be active.
 
-    An image can be active when its maximum exceeds the unit's threshold (in float32, as the
-    masks compare), or equals it for units whose ties are broken. Equal maxima (saturated
+    An image can be active when its maximum exceeds the unit's threshold (compared in the
+    maxima's precision, as the masks compare), or equals it for units whose ties are broken. Equal maxima (saturated
     units) are ordered by mean activation, then by image index.
 
     Parameters
@@ -76,7 +76,7 @@ def top_images(
     n_images, n_units = maxima.shape
     if k <= 0 or n_images == 0:
         return np.full((n_units, max(k, 0)), -1, np.int64)
-    limit = np.asarray(thresholds, np.float32)[None, :]
+    limit = np.asarray(thresholds).astype(maxima.dtype)[None, :]
     eligible = maxima > limit
     if ties_broken is not None:
         eligible |= (maxima == limit) & np.asarray(ties_broken, bool)[None, :]

@@ -24,6 +24,9 @@ COLUMNS = [
 #: columns shown only when some unit has a value
 _OPTIONAL = ("heldout_iou", "significant")
 PAGE_SIZE = 24
+#: what the probing examples and the positions of a run are, by text level (None: images)
+_EXAMPLE_NOUNS = {"pair": "pairs", "sentence": "sentences", "token": "texts"}
+_POSITION_NOUNS = {"pair": "pairs", "sentence": "sentences", "token": "tokens"}
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -112,13 +115,16 @@ def page_context(report: dict[str, Any]) -> dict[str, Any]:
         "sort": {"key": "iou", "direction": -1},
     }
     extras = [("mean_heldout_iou", "Mean held-out IoU"), ("significant", "Significant")]
+    level = report["examples"].get("level")
+    probe_name = f"{level} text" if level else probe.get("kind", "probe")
     return {
         "report": report,
         "summary_extras": [(k, t) for k, t in extras if any(k in layer["summary"] for layer in report["layers"])],
-        "title": f"{config.get('model', {}).get('name', 'model')} · {probe.get('kind', 'probe')}",
+        "title": f"{config.get('model', {}).get('name', 'model')} · {probe_name}",
         "model": config.get("model", {}).get("name", "model"),
-        "probe": probe.get("kind", "probe"),
-        "n_images": probe.get("n_images"),
+        "probe": probe_name,
+        "example_noun": _EXAMPLE_NOUNS.get(level, "images"),
+        "position_noun": _POSITION_NOUNS.get(level, "pixels"),
         "multi_layer": multi_layer,
         "units": ordered,
         "columns": columns,

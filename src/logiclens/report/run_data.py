@@ -16,6 +16,10 @@ __all__ = ["TEXT_COLUMNS", "LayerData", "RunData", "load_run", "read_results"]
 
 #: results.csv columns that hold text; every other column is numeric or boolean
 TEXT_COLUMNS = ("layer", "unit", "formula", "best_atomic", "category", "formula_categories", "status", "auto_formula")
+#: numeric columns that hold counts: read as integers with missing values (so 5 shows as 5, not 5.0)
+COUNT_COLUMNS = (
+    "length", "n_active", "formula_size", "intersection", "n_negations", "reference_length", "auto_length",
+)  # fmt: skip
 
 
 @dataclass
@@ -38,7 +42,7 @@ class LayerData:
         ``best_by_length_<file_name>.csv`` where present: one row per unit, one column per
         exact formula length (``"1"``, ``"2"``, ...), the best metric value found.
     activations : Path
-        ``record/<file_name>.npy``.
+        ``record/<file_name>.npy``: (images, units, h, w), or (positions, units) for text runs.
     """
 
     name: str
@@ -65,8 +69,10 @@ class RunData:
         ``record/signatures.npy``.
     concepts : Path
         ``concepts.npz``.
+    texts : Path
+        ``texts.jsonl``: the probing texts of a text run (see :mod:`logiclens.text.run`).
     heldout : ndarray of int or None
-        Images held out of the search (``split.npz``), where the run has a split.
+        Examples held out of the search (``split.npz``), where the run has a split.
     """
 
     path: Path
@@ -75,7 +81,14 @@ class RunData:
     layers: list[LayerData]
     signatures: Path
     concepts: Path
+    texts: Path
     heldout: np.ndarray | None
+
+    @property
+    def text_level(self) -> str | None:
+        """``pair``, ``sentence`` or ``token`` for runs of text probes; None for image probes."""
+        probe = self.config.get("probe", {})
+        return str(probe.get("level", "sentence")) if isinstance(probe, dict) and probe.get("kind") == "text" else None
 
     @property
     def metric(self) -> str:
@@ -125,6 +138,10 @@ def read_results(path: Path) -> pd.DataFrame:
     for column in frame.columns:
         if column not in TEXT_COLUMNS:
             frame[column] = _typed(frame[column])
+        if column in COUNT_COLUMNS and pd.api.types.is_float_dtype(frame[column]):
+            values = frame[column].dropna()
+            if (values == values.round()).all():
+                frame[column] = frame[column].astype("Int64")
     for column in ("length", "best_atomic_iou"):  # runs of older versions may lack them
         if column not in frame:
             frame[column] = np.nan
@@ -174,7 +191,8 @@ def load_run(path: str | Path) -> RunData:
     Parameters
     ----------
     path : str or Path
-        A folder written by :func:`logiclens.dissect.dissect`.
+        A folder written by :func:`logiclens.dissect.dissect` or
+        :func:`logiclens.text.run.save_text_run`.
 
     Returns
     -------
@@ -192,7 +210,9 @@ def load_run(path: str | Path) -> RunData:
         raise ReportError(f"{run}: no such run directory")
     results_path = run / "results.csv"
     if not results_path.is_file():
-        raise ReportError(f"{run}: not a finished run (no results.csv); run `logiclens dissect --out {run}` first")
+        raise ReportError(
+            f"{run}: not a finished run (no results.csv); `logiclens dissect` or `logiclens text explain` write runs"
+        )
     results = read_results(results_path)
     names = list(dict.fromkeys(results["layer"]))
     split = run / "split.npz"
@@ -207,5 +227,6 @@ def load_run(path: str | Path) -> RunData:
         layers=[_layer(run, name, results) for name in names],
         signatures=run / "record" / "signatures.npy",
         concepts=run / "concepts.npz",
+        texts=run / "texts.jsonl",
         heldout=heldout,
     )

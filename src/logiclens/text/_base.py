@@ -143,12 +143,22 @@ class WordProbe(ParamsMixin):
         if not hasattr(self, "vocabulary_"):
             raise ValueError(f"this {type(self).__name__} is not fitted; call fit() first")
 
+    def _token_ids(self, doc: AnnotatedText, word_offset: int, tag_offset: int | None) -> list[tuple[int, ...]]:
+        """Per token, the concept ids it witnesses: its vocabulary word and (optionally) its tag."""
+        tags = doc.tags if tag_offset is not None and doc.tags is not None else (None,) * len(doc.words)
+        out = []
+        for form, tag in zip(self._forms(doc), tags):
+            ids = []
+            if form in self._word_index:
+                ids.append(word_offset + self._word_index[form])
+            if tag is not None and tag in self._tag_index:
+                ids.append(tag_offset + self._tag_index[tag])  # type: ignore[operator]
+            out.append(tuple(ids))
+        return out
+
     def _side_ids(self, doc: AnnotatedText, word_offset: int, tag_offset: int | None) -> set[int]:
         """Concept ids of one sentence side: its vocabulary words and (optionally) its tags."""
-        ids = {word_offset + self._word_index[f] for f in self._forms(doc) if f in self._word_index}
-        if tag_offset is not None and doc.tags is not None:
-            ids.update(tag_offset + self._tag_index[t] for t in doc.tags if t in self._tag_index)
-        return ids
+        return {i for ids in self._token_ids(doc, word_offset, tag_offset) for i in ids}
 
     def _side_neighbors(self, prefix: str) -> dict[str, list[str]]:
         return {f"{prefix}{w}": [f"{prefix}{n}" for n in nbrs] for w, nbrs in self.neighbors_.items()}

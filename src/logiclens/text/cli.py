@@ -24,6 +24,13 @@ def _min_active(text: str) -> int | float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def register_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``text`` command (with ``train-nli`` and ``explain``) to the main parser's subparsers."""
     from logiclens.cli import _add_search_options
@@ -63,8 +70,8 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
         "explain",
         help="explain the units of a saved NLI model (or an .npy activation matrix) on a JSONL file",
         description="Build the paper's concepts for the records of a JSONL file (pairs: premise/hypothesis; "
-        "sentences: text), binarise the units (> threshold, or a top quantile), skip rarely active units, and "
-        "search a formula for every other unit.",
+        "sentences: text), binarise the units (> threshold, or a top quantile), skip rarely active units, "
+        "search a formula for every other unit, and (with --out) write a run directory with an HTML report.",
     )
     explain.add_argument("data", type=Path, help="JSONL probing data")
     source = explain.add_mutually_exclusive_group(required=True)
@@ -72,7 +79,8 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument(
         "--activations", type=Path, help=".npy array: one row per record (or token), one column per unit"
     )
-    explain.add_argument("--layer", help="layer of --model to record (default head.mlp.relu2, the penultimate)")
+    explain.add_argument("--layer", help="layer of --model to record (default head.mlp.relu2, the penultimate); "
+                         "with --activations, the name the run gives the units (default units)")  # fmt: skip
     explain.add_argument("--level", choices=("auto", "pair", "sentence", "token"), default="auto",
                          help="positions: pairs or sentences (auto, from the fields) or tokens")  # fmt: skip
     explain.add_argument("--limit", type=int, help="read at most this many records")
@@ -90,9 +98,14 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
     units.add_argument("--quantile", type=float, help="instead: per-unit top fraction q")
     units.add_argument("--min-active", type=_min_active, default=0.05,
                        help="skip units active less: a count, or a fraction (default 0.05: 500 of 10,000)")  # fmt: skip
-    explain.add_argument("--out", "-o", type=Path, help="write one row per unit to this CSV file")
-    explain.add_argument("--top-out", type=Path, help="write the top-k formulas per unit to this CSV file")
-    explain.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
+    output = explain.add_argument_group("output")
+    output.add_argument("--out", "-o", type=Path, metavar="DIR",
+                        help="run directory: results.csv (one row per unit), top_formulas.csv, the activations, "
+                        "concepts and texts, and an HTML report (DIR/report/index.html)")  # fmt: skip
+    output.add_argument("--no-report", action="store_true", help="write the run directory without the report")
+    output.add_argument("--top-examples", type=_count, default=6, metavar="N",
+                        help="top-activating examples per unit card (default 6)")  # fmt: skip
+    output.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
     _add_search_options(explain)
     explain.set_defaults(handler=_cmd_explain)
     return text
@@ -148,9 +161,9 @@ def _probe(args: argparse.Namespace, level: str) -> Any:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from logiclens.cli import _explainer, _print_table, _write_outputs
+    from logiclens.cli import _explainer, _print_table
     from logiclens.text.data import is_pair_file, read_jsonl, read_pairs, read_sentences
-    from logiclens.text.units import ActiveUnitsExplainer, threshold_units
+    from logiclens.text.units import ActiveUnitsExplainer, threshold_units, unit_thresholds
 
     records = read_jsonl(args.data, args.limit)
     level = args.level if args.level != "auto" else ("pair" if is_pair_file(records) else "sentence")
@@ -165,16 +178,17 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     concepts = probe.fit_transform(inputs)
     correct = None
     if args.model is not None:
-        activations, correct = _model_activations(args, data)
+        activations, correct, layer = _model_activations(args, data)
     else:
-        activations = np.load(args.activations, allow_pickle=False)
+        activations, layer = np.load(args.activations, allow_pickle=False), args.layer or "units"
     if activations.ndim != 2 or activations.shape[0] != concepts.n_positions:
         unit = "tokens" if level == "token" else "records"
         raise ValueError(
             f"activations have shape {activations.shape}; expected ({concepts.n_positions}, units): one row per "
             f"{unit[:-1]} ({concepts.n_positions:,} {unit} with --tokenizer {args.tokenizer})"
         )
-    masks = threshold_units(activations, args.threshold, args.quantile)
+    thresholds = unit_thresholds(activations, args.threshold, args.quantile)
+    masks = threshold_units(activations, thresholds)
     wrapper = ActiveUnitsExplainer(_explainer(args), args.min_active).fit(masks, concepts)
     frame = wrapper.explanations_
     print(
@@ -187,12 +201,47 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
     columns = [c for c in ("unit", "formula", "iou", "length", "n_active", "accuracy_when_active") if c in shown]
     _print_table(shown, columns)
-    _write_outputs(wrapper, args.out, args.top_out)
+    if args.out is not None:
+        _write_run(args, level, layer, wrapper, activations, thresholds, concepts, probe.records(inputs))
     return 0
 
 
-def _model_activations(args: argparse.Namespace, pairs: Any) -> tuple[Any, Any]:
-    """The model's units on the pairs, and 1/0 for right/wrong predictions (NaN: no gold label)."""
+def _write_run(
+    args: argparse.Namespace,
+    level: str,
+    layer: str,
+    wrapper: Any,
+    activations: Any,
+    thresholds: Any,
+    concepts: Any,
+    texts: Any,
+) -> None:
+    """Save the run directory of ``explain --out`` and, unless turned off, its report."""
+    from logiclens.text.run import save_text_run
+
+    if args.model is not None:
+        model = {"name": args.model.name, "checkpoint": str(args.model)}
+    else:
+        model = {"name": args.activations.name, "activations": str(args.activations)}
+    probe = {
+        "data": str(args.data), "limit": args.limit, "tokenizer": args.tokenizer, "vocab_size": args.vocab_size,
+        "lemmatize": args.lemmatize, "tags": not args.no_tags, "embeddings": args.embeddings,
+        "neighbors": args.neighbors, "neighbor_space": args.neighbor_space,
+    }  # fmt: skip
+    settings = {"threshold": args.threshold, "quantile": args.quantile}
+    folder = save_text_run(
+        args.out, wrapper, activations, thresholds, concepts, texts, level, layer, model, probe, settings
+    )
+    print(f"wrote {folder / 'results.csv'}", file=sys.stderr)
+    if not args.no_report:
+        from logiclens.report.build import build_report
+
+        report = build_report(folder, top_examples=args.top_examples, verbose=0 if args.quiet else 1)
+        print(f"report: {report / 'index.html'}", file=sys.stderr)
+
+
+def _model_activations(args: argparse.Namespace, pairs: Any) -> tuple[Any, Any, str]:
+    """The model's units on the pairs, 1/0 for right/wrong predictions (NaN: no gold label), the layer."""
     import numpy as np
 
     from logiclens.text.checkpoint import load_nli_model
@@ -203,13 +252,14 @@ def _model_activations(args: argparse.Namespace, pairs: Any) -> tuple[Any, Any]:
 
     model, index, tokenizer = load_nli_model(args.model)
     inputs = encode_pairs(index, *tokenize_pairs(pairs, tokenizer))
-    activations = record_layer(model, inputs, args.layer or model.penultimate)
+    layer = args.layer or model.penultimate
+    activations = record_layer(model, inputs, layer)
     correct = None
     if "gold_label" in pairs:
         gold = label_ids(pairs["gold_label"]).to_numpy()
         predicted = predict_logits(model, inputs).argmax(-1).numpy()
         correct = np.where(gold >= 0, (predicted == gold).astype(float), np.nan)
-    return activations, correct
+    return activations, correct, layer
 
 
 def _report_accuracy(wrapper: Any, masks: Any, correct: Any) -> None:

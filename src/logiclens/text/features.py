@@ -21,6 +21,7 @@ from logiclens.concepts import ConceptSet
 from logiclens.text._base import WordProbe, concept_set
 from logiclens.text.embeddings import WordEmbeddings
 from logiclens.text.overlap import DEFAULT_THRESHOLDS, overlap_flags, overlap_name, word_iou
+from logiclens.text.records import TextRecord, TextSegment
 from logiclens.text.tokenize import AnnotatedText, Annotator
 from logiclens.text.vocabulary import is_word
 
@@ -122,25 +123,51 @@ class SentencePairFeatures(WordProbe):
             for p, h in self.annotate_pairs(pairs)
         ]
 
+    def _sides(self) -> tuple[tuple[str, int, int | None], tuple[str, int, int | None]]:
+        """(segment name, word id offset, tag id offset or None) of the premise and the hypothesis."""
+        v, t = len(self.vocabulary_), len(self.tags_)
+        tags = self._use_tags_
+        return ("premise", 0, 2 * v if tags else None), ("hypothesis", v, 2 * v + t if tags else None)
+
+    def _overlap_ids(self, annotated: list[tuple[AnnotatedText, AnnotatedText]]) -> list[tuple[int, ...]]:
+        """Per pair, the ids of the overlap concepts that hold."""
+        offset = 2 * len(self.vocabulary_) + 2 * len(self.tags_)
+        flags = overlap_flags(self.overlaps(annotated), list(self.overlap_thresholds))
+        return [tuple(offset + i for i in above) for above in flags]
+
     def transform(self, pairs: Pairs) -> ConceptSet:
         """Concept set over the pairs, one position per pair, in order."""
         self._check_fitted()
         annotated = self.annotate_pairs(pairs)
-        v, t = len(self.vocabulary_), len(self.tags_)
-        tags = self._use_tags_
-        overlap_offset = 2 * v + 2 * t
-        ious = self.overlaps(annotated)
-        flags = overlap_flags(ious, list(self.overlap_thresholds))
         rows = []
-        for (premise, hypothesis), above in zip(annotated, flags):
-            ids = self._side_ids(premise, 0, 2 * v if tags else None)
-            ids |= self._side_ids(hypothesis, v, 2 * v + t if tags else None)
-            ids.update(overlap_offset + i for i in above)
+        for docs, overlap in zip(annotated, self._overlap_ids(annotated)):
+            ids = set(overlap)
+            for doc, (_, word_offset, tag_offset) in zip(docs, self._sides()):
+                ids |= self._side_ids(doc, word_offset, tag_offset)
             rows.append(ids)
         concepts = concept_set(rows, self.names_, self.categories_)
         if self.neighbors_:
             concepts = concepts.with_neighbors({**self._side_neighbors("pre:"), **self._side_neighbors("hyp:")})
         return concepts
+
+    def records(self, pairs: Pairs) -> list[TextRecord]:
+        """The pairs as a report shows them: premise and hypothesis tokens with the concepts each witnesses.
+
+        A token witnesses its side's word and tag concepts, and, when it is a word both
+        sentences share, the overlap concepts that hold on the pair.
+        """
+        self._check_fitted()
+        annotated = self.annotate_pairs(pairs)
+        records = []
+        for docs, overlap in zip(annotated, self._overlap_ids(annotated)):
+            shared = set.intersection(*({f for f in self._forms(doc) if is_word(f)} for doc in docs))
+            segments = []
+            for doc, (name, word_offset, tag_offset) in zip(docs, self._sides()):
+                ids = self._token_ids(doc, word_offset, tag_offset)
+                ids = [i + overlap if form in shared else i for i, form in zip(ids, self._forms(doc))]
+                segments.append(TextSegment(name, doc.words, tuple(ids)))
+            records.append(TextRecord(tuple(segments)))
+        return records
 
     def fit_transform(self, pairs: Pairs, y: Any = None) -> ConceptSet:
         """``fit`` then ``transform``, annotating the pairs once."""
@@ -170,6 +197,15 @@ class SentenceFeatures(WordProbe):
         if self.neighbors_:
             concepts = concepts.with_neighbors(self._side_neighbors("word:"))
         return concepts
+
+    def records(self, texts: Sequence[Text]) -> list[TextRecord]:
+        """The sentences as a report shows them: tokens with the word and tag concepts each witnesses."""
+        self._check_fitted()
+        tag_offset = len(self.vocabulary_) if self._use_tags_ else None
+        return [
+            TextRecord((TextSegment("text", doc.words, tuple(self._token_ids(doc, 0, tag_offset))),))
+            for doc in self.annotate(texts)
+        ]
 
     def fit_transform(self, texts: Sequence[Text], y: Any = None) -> ConceptSet:
         """``fit`` then ``transform``, annotating once."""

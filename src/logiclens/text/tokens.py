@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from logiclens.concepts import ConceptSet
 from logiclens.text._base import WordProbe, concept_set
+from logiclens.text.records import TextRecord, TextSegment
 from logiclens.text.tokenize import AnnotatedText
 
 __all__ = ["TokenFeatures"]
@@ -41,21 +42,21 @@ class TokenFeatures(WordProbe):
     def transform(self, texts: Sequence[str | AnnotatedText]) -> ConceptSet:
         """Concept set over every token of every text, in order."""
         self._check_fitted()
-        offset = len(self.vocabulary_)
-        rows: list[set[int]] = []
-        for doc in self.annotate(texts):
-            tags = doc.tags if self._use_tags_ and doc.tags is not None else (None,) * len(doc.words)
-            for form, tag in zip(self._forms(doc), tags):
-                ids = set()
-                if form in self._word_index:
-                    ids.add(self._word_index[form])
-                if tag is not None and tag in self._tag_index:
-                    ids.add(offset + self._tag_index[tag])
-                rows.append(ids)
+        tag_offset = len(self.vocabulary_) if self._use_tags_ else None
+        rows = [set(ids) for doc in self.annotate(texts) for ids in self._token_ids(doc, 0, tag_offset)]
         concepts = concept_set(rows, self.names_, self.categories_)
         if self.neighbors_:
             concepts = concepts.with_neighbors(self._side_neighbors("word:"))
         return concepts
+
+    def records(self, texts: Sequence[str | AnnotatedText]) -> list[TextRecord]:
+        """The texts as a report shows them: one record per text, covering one position per token."""
+        self._check_fitted()
+        tag_offset = len(self.vocabulary_) if self._use_tags_ else None
+        return [
+            TextRecord((TextSegment("text", doc.words, tuple(self._token_ids(doc, 0, tag_offset))),), len(doc.words))
+            for doc in self.annotate(texts)
+        ]
 
     def fit_transform(self, texts: Sequence[str | AnnotatedText], y: Any = None) -> ConceptSet:
         """``fit`` then ``transform``, annotating once."""

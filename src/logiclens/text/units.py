@@ -10,6 +10,7 @@ gives them its first feature with IoU 0, which reads as a real explanation).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,11 +22,47 @@ from logiclens.concepts import ConceptSet
 from logiclens.explainer import RESULT_COLUMNS, CompositionalExplainer
 from logiclens.formula import Formula
 
-__all__ = ["ActiveUnitsExplainer", "threshold_units"]
+__all__ = ["ActiveUnitsExplainer", "threshold_units", "unit_thresholds"]
+
+
+def unit_thresholds(
+    activations: ArrayLike, threshold: float | ArrayLike = 0.0, top_fraction: float | None = None
+) -> NDArray[np.float64]:
+    """Each unit's threshold T: it is active where its activation is greater than T.
+
+    Parameters
+    ----------
+    activations : array, shape (N, U)
+        One row per position (pair, sentence or token), one column per unit.
+    threshold : float or array (U,), default 0.0
+        The same T for every unit (the paper's rule for post-ReLU units is 0), or one per unit.
+    top_fraction : float in (0, 1), optional
+        Instead of ``threshold``, a per-unit T with P(activation > T) = q: the ``1 - q``
+        quantile of the unit's activations (``np.nanquantile``, linear), as in NetDissect.
+
+    Returns
+    -------
+    ndarray of float64, shape (U,)
+    """
+    acts = np.asarray(activations, dtype=np.float64)
+    if acts.ndim != 2:
+        raise ValueError(f"activations must be a 2-D (positions, units) array, got shape {acts.shape}")
+    if top_fraction is None:
+        cuts = np.asarray(threshold, np.float64)
+        if cuts.shape not in ((), (acts.shape[1],)):
+            raise ValueError(f"threshold must be a number or one per unit ({acts.shape[1]}), got shape {cuts.shape}")
+        return np.broadcast_to(cuts, (acts.shape[1],)).copy()
+    if not 0.0 < top_fraction < 1.0:
+        raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction}")
+    if not len(acts):
+        return np.zeros(acts.shape[1])
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN units: threshold NaN, never active
+        return np.nanquantile(acts, 1.0 - top_fraction, axis=0)
 
 
 def threshold_units(
-    activations: ArrayLike, threshold: float = 0.0, top_fraction: float | None = None
+    activations: ArrayLike, threshold: float | ArrayLike = 0.0, top_fraction: float | None = None
 ) -> NDArray[np.bool_]:
     """Binary unit masks from an activation matrix.
 
@@ -34,29 +71,17 @@ def threshold_units(
     activations : array, shape (N, U)
         One row per position (pair, sentence or token), one column per unit. NaN is never
         active.
-    threshold : float, default 0.0
-        A unit is active where its activation is greater than this (the paper's rule for
-        post-ReLU units).
-    top_fraction : float in (0, 1), optional
-        Instead of ``threshold``, use a per-unit threshold T with P(activation > T) = q:
-        the ``1 - q`` quantile of the unit's activations (``np.quantile``, linear), as in
-        NetDissect.
+    threshold, top_fraction
+        See :func:`unit_thresholds`.
 
     Returns
     -------
     ndarray of bool, shape (U, N)
         Masks in the layout :class:`~logiclens.CompositionalExplainer` takes.
     """
-    acts = np.asarray(activations, dtype=np.float64)
-    if acts.ndim != 2:
-        raise ValueError(f"activations must be a 2-D (positions, units) array, got shape {acts.shape}")
-    if top_fraction is None:
-        return (acts > threshold).T
-    if not 0.0 < top_fraction < 1.0:
-        raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction}")
-    cuts = np.nanquantile(acts, 1.0 - top_fraction, axis=0) if len(acts) else np.zeros(acts.shape[1])
+    cuts = unit_thresholds(activations, threshold, top_fraction)
     with np.errstate(invalid="ignore"):
-        return (acts > cuts).T
+        return (np.asarray(activations, dtype=np.float64) > cuts).T
 
 
 class ActiveUnitsExplainer(ParamsMixin):

@@ -1,0 +1,161 @@
+"""Build a text run's unit cards: top-activating examples with the formula's words marked.
+
+An example is a pair, a sentence, or (for token-level runs) a sentence whose tokens are the
+positions. Examples rank by the unit's activation on them (its largest over the tokens for
+token-level runs; equal values by the mean, then by index), among those where the unit is
+active (activation > threshold, compared in float64 as :func:`~logiclens.text.threshold_units`
+does). Words are marked as :func:`~logiclens.text.records.formula_words` says; for token-level
+runs, the tokens where the formula holds and where the unit is active are marked from the
+masks themselves, and each example gets its token-level IoU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from logiclens.concepts import ConceptSet
+from logiclens.formula import Formula, FormulaSyntaxError, parse
+from logiclens.report.cards import ShownSegment, TextExample, UnitCard
+from logiclens.report.collect import bare_cards
+from logiclens.report.errors import ReportError
+from logiclens.report.examples import top_examples
+from logiclens.report.run_data import LayerData
+from logiclens.text.records import TextRecord, formula_concepts
+
+__all__ = ["example_statistics", "text_layer_cards"]
+
+
+def example_statistics(
+    activations: NDArray[np.floating], offsets: NDArray[np.int64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per example and unit, the largest and the mean activation over the example's positions.
+
+    Parameters
+    ----------
+    activations : array (positions, units)
+    offsets : int array (examples + 1,)
+        Example e covers positions ``offsets[e]:offsets[e + 1]``.
+
+    Returns
+    -------
+    maxima, means : float64 arrays (examples, units)
+        NaN activations are ignored; examples without positions (or only NaN) get -inf and 0.
+    """
+    acts = np.asarray(activations, np.float64)
+    sizes = np.diff(offsets)
+    maxima = np.full((len(sizes), acts.shape[1]), -np.inf)
+    means = np.zeros((len(sizes), acts.shape[1]))
+    filled = np.flatnonzero(sizes > 0)
+    if len(filled):
+        starts = offsets[:-1][filled]
+        finite = np.where(np.isnan(acts), -np.inf, acts)
+        maxima[filled] = np.maximum.reduceat(finite, starts, axis=0)
+        means[filled] = np.add.reduceat(np.nan_to_num(acts), starts, axis=0) / sizes[filled, None]
+    return maxima, means
+
+
+def _formula(text: str) -> Formula | None:
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except FormulaSyntaxError:
+        return None
+
+
+def _token_level(
+    record: TextRecord, acts: NDArray[np.float64], threshold: float, holds: NDArray[np.bool_] | None
+) -> tuple[list[ShownSegment], float | None]:
+    """Segments with per-token unit and formula marks, and the example's token IoU."""
+    active = acts > threshold
+    matched = holds if holds is not None else np.zeros(len(acts), bool)
+    union = int((active | matched).sum())
+    iou = float((active & matched).sum()) / union if union else None
+    segments, start = [], 0
+    for segment in record.segments:
+        part = slice(start, start + len(segment.tokens))
+        marks = (matched[part].tolist(), active[part].tolist(), acts[part].tolist())
+        segments.append(ShownSegment(segment.name, list(segment.tokens), *marks))
+        start = part.stop
+    return segments, iou
+
+
+def text_layer_cards(
+    layer: LayerData,
+    concepts: ConceptSet,
+    records: Sequence[TextRecord],
+    top_k: int,
+    level: str,
+    heldout: NDArray[np.integer] | None = None,
+) -> list[UnitCard]:
+    """Cards with the top-activating examples of every unit of a text run's layer.
+
+    Parameters
+    ----------
+    layer : LayerData
+    concepts : ConceptSet
+        The run's concept set (``concepts.npz``).
+    records : sequence of TextRecord
+        The run's ``texts.jsonl``.
+    top_k : int
+        Examples per unit.
+    level : {"pair", "sentence", "token"}
+    heldout : int array, optional
+        Examples held out of the search.
+
+    Returns
+    -------
+    list of UnitCard
+    """
+    cards = bare_cards(layer)
+    offsets = np.zeros(len(records) + 1, np.int64)
+    np.cumsum([record.n_positions for record in records], out=offsets[1:])
+    activations = np.load(layer.activations, mmap_mode="r")
+    if activations.ndim != 2 or activations.shape != (offsets[-1], len(cards)) or offsets[-1] != concepts.n_positions:
+        raise ReportError(
+            f"{layer.activations}: shape {activations.shape} does not match {offsets[-1]} positions of the texts, "
+            f"{concepts.n_positions} of the concepts and {len(cards)} units"
+        )
+    if level == "token" and any(r.n_positions != sum(len(s.tokens) for s in r.segments) for r in records):
+        raise ReportError("texts.jsonl: a token-level record must cover one position per token")
+    maxima, means = example_statistics(activations, offsets)
+    top = top_examples(maxima, means, layer.thresholds, top_k)
+    is_heldout = np.zeros(len(records), bool)
+    if heldout is not None:
+        is_heldout[np.asarray(heldout, np.int64)] = True
+    for unit, card in enumerate(cards):
+        examples = top[unit][top[unit] >= 0]
+        if not len(examples):
+            continue
+        formula = _formula(str(layer.results.at[unit, "formula"]))
+        try:
+            holds = concepts.mask(formula) if formula is not None else None
+            witnesses = formula_concepts(formula, concepts) if formula is not None else frozenset()
+        except (KeyError, ValueError):
+            holds, witnesses = None, frozenset()
+        threshold = float(layer.thresholds[unit])
+        for example in (int(e) for e in examples):
+            record, part = records[example], slice(offsets[example], offsets[example + 1])
+            if level == "token":
+                acts = np.asarray(activations[part, unit], np.float64)
+                segments, iou = _token_level(record, acts, threshold, None if holds is None else holds[part])
+            else:
+                segments = [
+                    ShownSegment(s.name, list(s.tokens), marks)
+                    for s, marks in zip(record.segments, record.marked(witnesses))
+                ]
+                iou = None
+            card.examples.append(
+                TextExample(
+                    index=example,
+                    activation=float(maxima[example, unit]),
+                    formula_holds=None if holds is None else bool(holds[part].any()),
+                    iou=iou,
+                    segments=segments,
+                    heldout=bool(is_heldout[example]),
+                )
+            )
+    return cards

@@ -1,0 +1,130 @@
+"""Write a text explanation as a run directory that ``logiclens report`` reads.
+
+The layout follows the vision dissection's (:mod:`logiclens.dissect`), so the same report
+code reads both:
+
+``results.csv``
+    One row per unit: ``layer``, the explainer's columns, and ``threshold``.
+``top_formulas.csv``, ``best_by_length_<layer>.csv``
+    The top formulas per unit and the best score per exact formula length.
+``record/<layer>.npy``
+    The activations, float (positions, units): one position per pair, sentence or token.
+``concepts.npz``
+    The concept set (:meth:`~logiclens.ConceptSet.save`).
+``texts.jsonl``
+    The probing examples' tokens and the concepts each token witnesses
+    (:mod:`logiclens.text.records`).
+``config.json``, ``environment.json``
+    The model, the probe (``{"kind": "text", "level": ...}``) and the settings; versions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from logiclens.concepts import ConceptSet
+from logiclens.explainer import CompositionalExplainer
+from logiclens.io import atomic_write_text
+from logiclens.run import RunDirectory, environment
+from logiclens.text.records import TextRecord, save_records
+from logiclens.text.units import ActiveUnitsExplainer
+
+__all__ = ["LEVELS", "save_text_run"]
+
+#: what a position is: a premise-hypothesis pair, a sentence, or a token
+LEVELS = ("pair", "sentence", "token")
+
+
+def _activation_array(activations: ArrayLike) -> np.ndarray:
+    """Activations as stored: float32 or float64 kept exactly, float16 widened."""
+    array = np.asarray(activations)
+    if array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float32 if array.dtype == np.float16 else np.float64)
+    return np.ascontiguousarray(array)
+
+
+def save_text_run(
+    out: str | os.PathLike[str],
+    explainer: ActiveUnitsExplainer,
+    activations: ArrayLike,
+    thresholds: ArrayLike,
+    concepts: ConceptSet,
+    records: Sequence[TextRecord],
+    level: str,
+    layer: str = "units",
+    model: Mapping[str, Any] | None = None,
+    probe: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a fitted text explanation as a run directory.
+
+    Parameters
+    ----------
+    out : path
+        The run directory (created; files of an earlier run there are replaced).
+    explainer : ActiveUnitsExplainer
+        Fitted on the masks of ``activations`` and ``concepts``.
+    activations : array (positions, units)
+    thresholds : array (units,)
+        Each unit is active where its activation is greater than its threshold (see
+        :func:`~logiclens.text.units.unit_thresholds`).
+    concepts : ConceptSet
+    records : sequence of TextRecord
+        The probing examples, covering the positions in order (e.g.
+        :meth:`SentencePairFeatures.records <logiclens.text.SentencePairFeatures.records>`).
+    level : {"pair", "sentence", "token"}
+    layer : str
+        The units' layer name.
+    model, probe, settings : mapping, optional
+        Stored in ``config.json``; the probe's ``kind`` and ``level``, the search's parameters
+        and ``min_active`` are added here.
+
+    Returns
+    -------
+    Path
+        The run directory.
+    """
+    from logiclens.dissect import layer_file_name
+
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    acts = _activation_array(activations)
+    cuts = np.asarray(thresholds, np.float64)
+    frame = explainer.explanations_
+    n_positions = sum(record.n_positions for record in records)
+    if acts.ndim != 2 or acts.shape != (concepts.n_positions, len(frame)) or n_positions != concepts.n_positions:
+        raise ValueError(
+            f"activations {acts.shape}, {len(frame)} explained units, {concepts.n_positions} concept positions and "
+            f"{n_positions} positions in the records do not match"
+        )
+    if cuts.shape != (len(frame),):
+        raise ValueError(f"{cuts.shape[0] if cuts.ndim else 'no'} thresholds for {len(frame)} units")
+    run = RunDirectory(out)
+    (run / "results.csv").unlink(missing_ok=True)  # an earlier run's results no longer describe the files
+    file_name = layer_file_name(layer)
+    (run / "record").mkdir(exist_ok=True)
+    np.save(run / "record" / f"{file_name}.npy", acts)
+    concepts.save(run / "concepts.npz")
+    save_records(run / "texts.jsonl", records)
+    results = frame.copy()
+    results.insert(0, "layer", layer)
+    results.insert(results.columns.get_loc("length") + 1, "threshold", cuts)
+    atomic_write_text(run / "top_formulas.csv", explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
+    atomic_write_text(run / f"best_by_length_{file_name}.csv", explainer.best_by_length_.to_csv())
+    search = explainer.explainer if explainer.explainer is not None else CompositionalExplainer()
+    config = {
+        "model": dict(model or {}),
+        "probe": {**dict(probe or {}), "kind": "text", "level": level, "n_examples": len(records)},
+        "n_concepts": concepts.n_concepts,
+        "settings": {**dict(settings or {}), "search": search.get_params(), "min_active": explainer.min_active_},
+    }
+    run.write_json("config.json", config)
+    run.write_json("environment.json", environment())
+    atomic_write_text(run / "results.csv", results.to_csv(index=False))  # last: the run is complete
+    return run.path

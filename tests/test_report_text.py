@@ -1,0 +1,307 @@
+"""Reports of text runs: the texts' records, matched words, text cards, the CLI run directory and a browser."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logiclens.concepts import ConceptSet
+from logiclens.formula import And, Concept, Formula, Neighbors, Not, Or, parse, positive_leaves
+from logiclens.io import InputFileError
+from logiclens.report.run_data import load_run
+from logiclens.report.text_cards import example_statistics, text_layer_cards
+from logiclens.text import SentenceFeatures, SentencePairFeatures, TokenFeatures
+from logiclens.text.records import TextRecord, TextSegment, formula_words, load_records, save_records
+from logiclens.text.tokenize import AnnotatedText
+
+pytest.importorskip("jinja2")
+pytest.importorskip("matplotlib")
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+# ------------------------------------------------------------------ positive leaves
+def _holds(formula: Formula, true: set[str]) -> bool:
+    if isinstance(formula, (Concept, Neighbors)):
+        return formula.name in true
+    if isinstance(formula, Not):
+        return not _holds(formula.operand, true)
+    values = [_holds(op, true) for op in formula.operands]  # type: ignore[attr-defined]
+    return all(values) if isinstance(formula, And) else any(values)
+
+
+_names = st.sampled_from("abcd")
+_formulas = st.recursive(
+    _names.map(Concept),
+    lambda inner: st.one_of(
+        inner.map(Not),
+        st.builds(lambda ops: And(*ops), st.lists(inner, min_size=2, max_size=3)),
+        st.builds(lambda ops: Or(*ops), st.lists(inner, min_size=2, max_size=3)),
+    ),
+    max_leaves=6,
+)
+
+
+@given(_formulas, st.sets(_names), _names)
+def test_positive_leaves_are_the_concepts_whose_presence_helps(formula: Formula, true: set[str], name: str) -> None:
+    """Monotonicity: turning on a concept that occurs only positively never falsifies the formula,
+    and one that never occurs positively never makes it hold."""
+    positive = [leaf.name for leaf in positive_leaves(formula)]
+    every = [leaf.name for leaf in formula.leaves()]
+    assert all(positive.count(n) <= every.count(n) for n in positive)
+    if positive.count(name) == every.count(name) and _holds(formula, true):
+        assert _holds(formula, true | {name})
+    if name not in positive and not _holds(formula, true):
+        assert not _holds(formula, true | {name})
+
+
+def test_positive_leaves_examples() -> None:
+    assert positive_leaves(parse("a AND NOT (b OR NOT c)")) == [Concept("a"), Concept("c")]
+    assert positive_leaves(parse("NOT NEIGHBORS(x)")) == []
+    assert positive_leaves(parse("a OR NOT a")) == [Concept("a")]
+
+
+# ------------------------------------------------------------------ records and witnesses
+class WhitespaceAnnotator:
+    """Splits on spaces only, so a token may be any string (HTML included)."""
+
+    def annotate(self, texts):
+        return [AnnotatedText(tuple(t.split())) for t in texts]
+
+
+_words = st.sampled_from(["a", "dog", "Dog", "cat", "runs", "nobody", ".", ",", "sleeps", "the"])
+_sentences = st.lists(_words, max_size=6).map(" ".join)
+
+
+def _position_concepts(concepts: ConceptSet) -> list[set[int]]:
+    """Per position, the ids of the concepts that hold there (plain evaluation, no neighbours)."""
+    holds = np.array([concepts.mask(Concept(name)) for name in concepts.names], bool)
+    holds = holds.reshape(len(concepts.names), concepts.n_positions)
+    return [set(np.flatnonzero(holds[:, i]).tolist()) for i in range(concepts.n_positions)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(_sentences, _sentences), min_size=1, max_size=6))
+def test_pair_witnesses_are_exactly_the_concepts_that_hold(pairs: list[tuple[str, str]]) -> None:
+    probe = SentencePairFeatures(annotator=WhitespaceAnnotator(), vocab_size=4)
+    concepts = probe.fit_transform(pairs)
+    records = probe.records(pairs)
+    assert [r.n_positions for r in records] == [1] * len(pairs)
+    for record, holding, (premise, hypothesis) in zip(records, _position_concepts(concepts), pairs):
+        assert [s.name for s in record.segments] == ["premise", "hypothesis"]
+        assert [list(s.tokens) for s in record.segments] == [premise.split(), hypothesis.split()]
+        witnessed = {i for s in record.segments for ids in s.concepts for i in ids}
+        assert witnessed == holding
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_sentences, min_size=1, max_size=6))
+def test_sentence_and_token_witnesses_match_their_concepts(texts: list[str]) -> None:
+    sentences = SentenceFeatures(annotator=WhitespaceAnnotator(), vocab_size=3)
+    concepts = sentences.fit_transform(texts)
+    for record, holding in zip(sentences.records(texts), _position_concepts(concepts)):
+        assert {i for ids in record.segments[0].concepts for i in ids} == holding
+    tokens = TokenFeatures(annotator=WhitespaceAnnotator(), vocab_size=3)
+    concepts = tokens.fit_transform(texts)
+    records = tokens.records(texts)
+    assert sum(r.n_positions for r in records) == concepts.n_positions
+    per_token = [set(ids) for r in records for ids in r.segments[0].concepts]
+    assert per_token == _position_concepts(concepts)
+
+
+def test_matched_words_of_a_pair() -> None:
+    embeddings_free = SentencePairFeatures(annotator=WhitespaceAnnotator(), vocab_size=None)
+    pairs = [("a dog runs", "nobody runs"), ("a cat sleeps", "a cat sleeps")]
+    concepts = embeddings_free.fit_transform(pairs).with_neighbors({"hyp:nobody": ["hyp:runs"]})
+    first, second = embeddings_free.records(pairs)
+    assert formula_words(parse("pre:dog AND NOT hyp:a"), first, concepts) == [[False, True, False], [False, False]]
+    # NEIGHBORS marks the concept's neighbours too; negated concepts mark nothing
+    assert formula_words(parse("NEIGHBORS(hyp:nobody)"), first, concepts) == [[False] * 3, [True, True]]
+    assert formula_words(parse("NOT hyp:runs"), first, concepts) == [[False] * 3, [False, False]]
+    # overlap concepts mark the shared words, only where the overlap is high enough
+    assert formula_words(parse("overlap>50%"), second, concepts) == [[True] * 3, [True] * 3]
+    assert formula_words(parse("overlap>50%"), first, concepts) == [[False] * 3, [False, False]]
+    assert formula_words(parse("overlap>0%"), first, concepts) == [[False, False, True], [False, True]]
+
+
+def test_records_round_trip_and_bad_lines(tmp_path: Path) -> None:
+    records = [
+        TextRecord((TextSegment("premise", ("Ünï", SCRIPT), ((0, 3), ())), TextSegment("hypothesis", (), ()))),
+        TextRecord((TextSegment("text", ("a", "b"), ((), (1,))),), n_positions=2),
+    ]
+    save_records(tmp_path / "texts.jsonl", records)
+    assert load_records(tmp_path / "texts.jsonl") == records
+    (tmp_path / "bad.jsonl").write_text('{"segments": []}\n{"segments": [{"tokens": ["a"], "concepts": [["x"]]}]}\n')
+    with pytest.raises(InputFileError, match=r"bad\.jsonl:2: not a text record"):
+        load_records(tmp_path / "bad.jsonl")
+    with pytest.raises(InputFileError, match="no such file"):
+        load_records(tmp_path / "missing.jsonl")
+    with pytest.raises(ValueError, match="2 concept lists for 1 tokens"):
+        TextSegment("x", ("a",), ((), ()))
+
+
+# ------------------------------------------------------------------ cards
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=8), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_example_statistics_match_a_plain_loop(sizes: list[int], n_units: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    acts = rng.normal(size=(offsets[-1], n_units)).round(1)
+    acts[rng.random(acts.shape) < 0.1] = np.nan
+    maxima, means = example_statistics(acts.astype(np.float32), offsets)
+    for e, (start, stop) in enumerate(itertools.pairwise(offsets)):
+        for u in range(n_units):
+            values = acts[start:stop, u].astype(np.float32).astype(np.float64)
+            finite = values[~np.isnan(values)]
+            assert maxima[e, u] == (finite.max() if len(finite) else -np.inf)
+            assert means[e, u] == pytest.approx(np.nan_to_num(values).sum() / len(values) if len(values) else 0.0)
+
+
+def _explain(tmp_path: Path, lines: list[dict], acts: np.ndarray, *extra: str) -> Path:
+    from logiclens.cli import main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    np.save(tmp_path / "acts.npy", acts)
+    out = tmp_path / "run"
+    argv = ["text", "explain", str(data), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple"]
+    assert main([*argv, "--min-active", "1", "-q", "--out", str(out), *extra]) == 0
+    return out
+
+
+PAIRS = [
+    {"premise": "A dog runs in the park .", "hypothesis": "Nobody is running ."},
+    {"premise": "A man sleeps .", "hypothesis": f"A man is asleep {SCRIPT} ."},
+    {"premise": "Two dogs play .", "hypothesis": "The dogs play outside ."},
+    {"premise": "A woman sings .", "hypothesis": "Nobody sings ."},
+    {"premise": "A cat sleeps .", "hypothesis": "A cat is awake ."},
+]
+#: unit 0 fires on "nobody" hypotheses, unit 1 on "man", unit 2 is never active
+PAIR_ACTS = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_pair_run_report(tmp_path: Path) -> None:
+    out = _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1")
+    results = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert results.formula.tolist()[:2] == ["hyp:nobody", "pre:man"] and results.status[2] == "skipped"
+    assert results.threshold.tolist() == [0.0, 0.0, 0.0] and (results.layer == "units").all()
+    assert {"top_formulas.csv", "best_by_length_units.csv", "texts.jsonl", "concepts.npz"} <= {
+        p.name for p in out.iterdir()
+    }
+    data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert data["examples"] == {
+        "kind": "text", "level": "pair", "available": True, "note": "", "per_unit": 6, "n_examples": 5,
+    }  # fmt: skip
+    nobody, man, silent = data["layers"][0]["units"]
+    assert [e["index"] for e in nobody["examples"]["items"]] == [3, 0]  # active examples, highest first
+    assert [e["activation"] for e in nobody["examples"]["items"]] == [2.0, 1.0]
+    first = nobody["examples"]["items"][0]
+    assert first["formula_holds"] is True and first["iou"] is None
+    assert first["segments"][1] == {
+        "name": "hypothesis", "tokens": ["Nobody", "sings", "."], "matched": [True, False, False],
+        "active": None, "activation": None,
+    }  # fmt: skip
+    assert not any(first["segments"][0]["matched"])
+    assert man["examples"]["items"][0]["segments"][0]["matched"] == [False, True, False, False]
+    assert silent["examples"] == {"kind": None, "items": []}
+    html = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert SCRIPT not in html and "&lt;" in html  # the hostile words are text
+    assert "probing pairs" in html and "a word the formula matches" in html
+    assert html.count('<article class="card"') == 3 and "never active above its threshold" in html
+    assert "<dt>length</dt><dd>1</dd>" in html  # counts stay integers though skipped units have none
+
+
+def test_token_run_report_marks_tokens_from_the_masks(tmp_path: Path) -> None:
+    texts = [{"text": "The dog barks ."}, {"text": "A cat sleeps ."}, {"text": "The dog and the cat play ."}]
+    per_token = [0.0, 0.9, 0.2, 0.0] + [0.0] * 4 + [0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0]
+    acts = np.array([per_token, [-v for v in per_token]]).T  # unit 1 is never active
+    out = _explain(tmp_path, texts, acts, "--level", "token", "--length", "1")
+    data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    unit, silent = data["layers"][0]["units"]
+    assert unit["formula"] == "word:dog" and unit["iou"] == pytest.approx(2 / 3)
+    items = unit["examples"]["items"]
+    assert [e["index"] for e in items] == [0, 2]  # text 1 has no active token
+    barks = items[0]["segments"][0]
+    assert barks["active"] == [False, True, True, False] and barks["matched"] == [False, True, False, False]
+    assert barks["activation"] == pytest.approx([0.0, 0.9, 0.2, 0.0])
+    assert items[0]["iou"] == pytest.approx(0.5) and items[0]["formula_holds"] is True
+    assert items[1]["segments"][0]["matched"] == items[1]["segments"][0]["active"] == [False, True] + [False] * 5
+    assert items[1]["iou"] == 1.0
+    assert silent["examples"]["items"] == []
+    html = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="tok unit formula" title="act 0.900">dog</span>' in html
+    assert "token IoU 0.50" in html and "probing texts" in html
+
+
+def test_text_cards_agree_with_a_plain_reference(tmp_path: Path) -> None:
+    """Cards rebuilt from the run directory: ranking, activity and matches recomputed by hand."""
+    rng = np.random.default_rng(5)
+    acts = np.round(rng.normal(size=(len(PAIRS), 4)), 2)
+    out = _explain(tmp_path, PAIRS, acts, "--length", "2", "--quantile", "0.5", "--no-report")
+    run = load_run(out)
+    (layer,) = run.layers
+    concepts = ConceptSet.load(run.concepts)
+    records = load_records(run.texts)
+    cards = text_layer_cards(layer, concepts, records, 3, "pair")
+    for unit, card in enumerate(cards):
+        threshold = layer.thresholds[unit]
+        assert threshold == pytest.approx(np.quantile(acts[:, unit], 0.5))
+        active = [e for e in range(len(PAIRS)) if acts[e, unit] > threshold]
+        expected = sorted(active, key=lambda e: (-acts[e, unit], e))[:3]
+        assert [example.index for example in card.examples] == expected
+        formula = layer.results.formula[unit]
+        for example in card.examples:
+            holds = bool(concepts.mask(parse(formula))[example.index]) if formula else None
+            assert example.formula_holds == holds
+            assert [s.matched for s in example.segments] == (
+                formula_words(parse(formula), records[example.index], concepts)
+                if formula
+                else [[False] * len(s.tokens) for s in records[example.index].segments]
+            )
+
+
+def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from logiclens.report import register_command
+
+    out = _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1", "--no-report")
+    assert not (out / "report").exists()
+    parser = argparse.ArgumentParser(prog="logiclens")
+    register_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["report", str(out), "--top-examples", "1", "-q"])
+    assert args.handler(args) == 0
+    data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert [len(u["examples"]["items"]) for u in data["layers"][0]["units"]] == [1, 1, 0]
+    (out / "texts.jsonl").write_text("not json\n")
+    args = parser.parse_args(["report", str(out), "-q"])
+    assert args.handler(args) == 0
+    data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    assert data["examples"]["available"] is False and "texts.jsonl:1" in data["examples"]["note"]
+
+
+def test_explain_rejects_a_bad_top_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        _explain(tmp_path, PAIRS, PAIR_ACTS, "--top-examples", "-1")
+    assert stop.value.code == 2 and "--top-examples: must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_text_report_renders_in_headless_chromium(tmp_path: Path, render_in_chromium) -> None:
+    out = _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1")
+    dom, console = render_in_chromium(out / "report" / "index.html")
+    assert not console, console
+    root = re.search(r"<html[^>]*>", dom).group(0)
+    assert 'data-ready="true"' in root and "data-error" not in root and 'data-visible-cards="3"' in root
+    # the shown cards' texts were taken out of their templates, with the matched words marked
+    assert dom.count('<figure class="example text">') == 3
+    assert '<span class="tok formula">Nobody</span>' in dom and '<span class="tok formula">man</span>' in dom
+    assert SCRIPT not in dom and dom.count("<script") == 3
