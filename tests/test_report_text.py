@@ -174,7 +174,7 @@ def _explain(tmp_path: Path, lines: list[dict], acts: np.ndarray, *extra: str) -
     np.save(tmp_path / "acts.npy", acts)
     out = tmp_path / "run"
     argv = ["text", "explain", str(data), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple"]
-    assert main([*argv, "--min-active", "1", "-q", "--out", str(out), *extra]) == 0
+    assert main([*argv, "--min-active", "1", "--holdout", "0", "-q", "--out", str(out), *extra]) == 0
     return out
 
 
@@ -240,6 +240,23 @@ def test_token_run_report_marks_tokens_from_the_masks(tmp_path: Path) -> None:
     html = (out / "report" / "index.html").read_text(encoding="utf-8")
     assert '<span class="tok unit formula" title="act 0.900">dog</span>' in html
     assert "token IoU 0.50" in html and "probing texts" in html
+
+
+def test_held_out_pairs_are_split_by_premise_and_tagged(tmp_path: Path) -> None:
+    pairs = [*PAIRS, {"premise": "A dog runs in the park .", "hypothesis": "A dog is outside ."}] * 2
+    acts = np.vstack([PAIR_ACTS, PAIR_ACTS[:1]] * 2)
+    out = _explain(tmp_path, pairs, acts, "--length", "1", "--holdout", "0.4", "--null", "3")
+    split = np.load(out / "split.npz")
+    search, held = set(split["search"].tolist()), set(split["heldout"].tolist())
+    assert search | held == set(range(12)) and not search & held and len(held) >= 4
+    premises = [p["premise"] for p in pairs]
+    assert not {premises[i] for i in search} & {premises[i] for i in held}  # no premise on both sides
+    results = pd.read_csv(out / "results.csv")
+    assert {"heldout_iou", "p_value", "q_value", "significant"} <= set(results.columns)
+    data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
+    items = [item for unit in data["layers"][0]["units"] for item in unit["examples"]["items"]]
+    assert items and all(item["heldout"] == (item["index"] in held) for item in items)
+    assert "Held-out IoU" in (out / "report" / "index.html").read_text(encoding="utf-8")
 
 
 def test_text_cards_agree_with_a_plain_reference(tmp_path: Path) -> None:

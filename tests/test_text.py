@@ -594,7 +594,7 @@ def test_cli_train_and_explain(tmp_path: Path, capsys):
     assert model.is_file()
     out = tmp_path / "run"
     argv = ["text", "explain", str(data), "--model", str(model), "--tokenizer", "simple", "--min-active", "5"]
-    assert _run_cli([*argv, "--length", "2", "-q", "--out", str(out), "--no-report"]) == 0
+    assert _run_cli([*argv, "--length", "2", "--holdout", "0", "-q", "--out", str(out), "--no-report"]) == 0
     assert not (out / "report").exists()
     frame = pd.read_csv(out / "results.csv")
     assert (frame.layer == "head.mlp.relu2").all()
@@ -611,7 +611,12 @@ def test_cli_explain_activation_matrix(tmp_path: Path):
     np.save(tmp_path / "acts.npy", acts)
     out = tmp_path / "run"
     argv = ["text", "explain", str(data), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple"]
-    assert _run_cli([*argv, "--min-active", "1", "--length", "1", "-q", "--out", str(out), "--no-report"]) == 0
+    assert (
+        _run_cli(
+            [*argv, "--min-active", "1", "--length", "1", "--holdout", "0", "-q", "--out", str(out), "--no-report"]
+        )
+        == 0
+    )
     frame = pd.read_csv(out / "results.csv")
     assert frame.formula.tolist() == ["word:dog", "word:nobody"]
     np.save(tmp_path / "bad.npy", acts[:3])

@@ -45,6 +45,15 @@ def _add_search_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
+def add_validation_options(parser: argparse.ArgumentParser, examples: str, holdout: float, null: int) -> None:
+    """Add ``--holdout``, ``--null`` and ``--alpha`` (see ``docs/validation.md``) to a command."""
+    group = parser.add_argument_group("validation")
+    held = f"fraction of {examples} held out of the search (default {holdout:g}; 0: none)"
+    group.add_argument("--holdout", type=float, default=holdout, help=held)
+    group.add_argument("--null", type=int, default=null, help=f"permutations of the null (default {null}; 0: none)")
+    group.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate of `significant` (default 0.05)")
+
+
 def _explainer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from logiclens.explainer import CompositionalExplainer
 
@@ -261,11 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("problem", type=Path, help="problem .npz file")
     search.add_argument("--out", "-o", type=Path, help="write one row per unit to this CSV file")
     search.add_argument("--top-out", type=Path, help="write the top-k formulas per unit to this CSV file")
-    search.add_argument(
-        "--holdout", type=float, default=0.2, help="with an 'examples' array: fraction of examples held out"
-    )
-    search.add_argument("--null", type=int, default=0, help="with an 'examples' array: permutations of the null")
-    search.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate for `significant`")
+    add_validation_options(search, "examples (with an 'examples' array)", holdout=0.2, null=0)
     _add_search_options(search)
     search.set_defaults(handler=_cmd_search)
 
@@ -296,9 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
                          "(the paper's definition)")  # fmt: skip
     dissect.add_argument("--threshold", type=float, help="fixed threshold instead of a quantile (e.g. 0)")
-    dissect.add_argument("--holdout", type=float, default=0.2, help="fraction of images held out (0: none)")
-    dissect.add_argument("--null", type=int, default=20, help="permutations of the null (0: none)")
-    dissect.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate for `significant`")
+    add_validation_options(dissect, "images", holdout=0.2, null=20)
     dissect.add_argument(
         "--random-init-control",
         action="store_true",

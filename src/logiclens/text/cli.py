@@ -33,7 +33,7 @@ def _count(text: str) -> int:
 
 def register_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``text`` command (with ``train-nli`` and ``explain``) to the main parser's subparsers."""
-    from logiclens.cli import _add_search_options
+    from logiclens.cli import _add_search_options, add_validation_options
 
     text = subparsers.add_parser(
         "text",
@@ -106,6 +106,7 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
     output.add_argument("--top-examples", type=_count, default=6, metavar="N",
                         help="top-activating examples per unit card (default 6)")  # fmt: skip
     output.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
+    add_validation_options(explain, "examples (pairs by premise, sentences)", holdout=0.2, null=0)
     _add_search_options(explain)
     explain.set_defaults(handler=_cmd_explain)
     return text
@@ -189,21 +190,53 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         )
     thresholds = unit_thresholds(activations, args.threshold, args.quantile)
     masks = threshold_units(activations, thresholds)
-    wrapper = ActiveUnitsExplainer(_explainer(args), args.min_active).fit(masks, concepts)
+    explainer = _explainer(args).set_params(holdout=args.holdout, n_null=args.null, alpha=args.alpha)
+    examples, groups = _examples(level, data, probe, inputs)
+    wrapper = ActiveUnitsExplainer(explainer, args.min_active).fit(masks, concepts, None, examples, groups)
     frame = wrapper.explanations_
     print(
         f"{concepts}; {len(frame)} units, {len(wrapper.skipped_)} skipped (active on fewer than "
         f"{wrapper.min_active_:,} positions)",
         file=sys.stderr,
     )
+    _print_validation(wrapper, args.alpha)
     if correct is not None:
         _report_accuracy(wrapper, masks, correct)
     shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
-    columns = [c for c in ("unit", "formula", "iou", "length", "n_active", "accuracy_when_active") if c in shown]
+    columns = ["unit", "formula", "iou", "heldout_iou", "significant", "length", "n_active", "accuracy_when_active"]
+    columns = [c for c in columns if c in shown]
     _print_table(shown, columns)
     if args.out is not None:
         _write_run(args, level, layer, wrapper, activations, thresholds, concepts, probe.records(inputs))
     return 0
+
+
+def _print_validation(wrapper: Any, alpha: float) -> None:
+    """One line on the held-out scores and the null, where the run has them."""
+    frame = wrapper.explanations_
+    searched = frame[frame.status == "ok"]
+    parts = []
+    split = getattr(wrapper.explainer_, "split_", None)
+    if split is not None and len(split[1]) and "heldout_iou" in frame:
+        parts.append(
+            f"{len(split[1]):,} examples held out: mean IoU {searched.iou.mean():.3f} searched, "
+            f"{searched.heldout_iou.mean():.3f} held out"
+        )
+    if "significant" in frame and searched.significant.notna().any():
+        significant = int(searched.significant.astype(bool).sum())
+        parts.append(f"{significant} of {len(searched)} units significant (FDR {alpha:g})")
+    if parts:
+        print("; ".join(parts), file=sys.stderr)
+
+
+def _examples(level: str, data: Any, probe: Any, inputs: Any) -> tuple[Any, list[str] | None]:
+    """The example of every position, and the groups the split keeps together (pairs: by premise)."""
+    import numpy as np
+
+    if level == "token":
+        return probe.examples(inputs), None
+    groups = [" ".join(premise.words).lower() for premise, _ in inputs] if level == "pair" else None
+    return np.arange(len(data)), groups
 
 
 def _write_run(

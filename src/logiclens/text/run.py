@@ -14,6 +14,8 @@ code reads both:
 ``texts.jsonl``
     The probing examples' tokens and the concepts each token witnesses
     (:mod:`logiclens.text.records`).
+``split.npz``
+    The ``search`` and ``heldout`` examples, where the explainer held some out.
 ``config.json``, ``environment.json``
     The model, the probe (``{"kind": "text", "level": ...}``) and the settings; versions.
 """
@@ -30,7 +32,7 @@ from numpy.typing import ArrayLike
 
 from logiclens.concepts import ConceptSet
 from logiclens.explainer import CompositionalExplainer
-from logiclens.io import atomic_write_text
+from logiclens.io import atomic_savez, atomic_write_text
 from logiclens.run import RunDirectory, environment
 from logiclens.text.records import TextRecord, save_records
 from logiclens.text.units import ActiveUnitsExplainer
@@ -115,6 +117,12 @@ def save_text_run(
     results = frame.copy()
     results.insert(0, "layer", layer)
     results.insert(results.columns.get_loc("length") + 1, "threshold", cuts)
+    (run / "split.npz").unlink(missing_ok=True)
+    split = getattr(explainer.explainer_, "split_", None)
+    if split is not None:
+        atomic_savez(
+            run / "split.npz", {"search": np.asarray(split[0], np.int64), "heldout": np.asarray(split[1], np.int64)}
+        )
     atomic_write_text(run / "top_formulas.csv", explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
     atomic_write_text(run / f"best_by_length_{file_name}.csv", explainer.best_by_length_.to_csv())
     search = explainer.explainer if explainer.explainer is not None else CompositionalExplainer()

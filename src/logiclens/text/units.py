@@ -111,6 +111,7 @@ class ActiveUnitsExplainer(ParamsMixin):
         The resolved minimum count.
     explainer_ : CompositionalExplainer
         The fitted explainer (on the searched units only; None when every unit is skipped).
+        Its ``split_`` holds the (search, held-out) examples when ``examples`` were given.
     """
 
     def __init__(self, explainer: CompositionalExplainer | None = None, min_active: int | float = 500) -> None:
@@ -129,7 +130,12 @@ class ActiveUnitsExplainer(ParamsMixin):
         return int(value)
 
     def fit(
-        self, units: ArrayLike, concepts: ConceptSet, unit_names: Sequence[str] | None = None
+        self,
+        units: ArrayLike,
+        concepts: ConceptSet,
+        unit_names: Sequence[str] | None = None,
+        examples: ArrayLike | None = None,
+        groups: Sequence[object] | None = None,
     ) -> ActiveUnitsExplainer:
         """Search the units with at least ``min_active`` active positions.
 
@@ -140,6 +146,11 @@ class ActiveUnitsExplainer(ParamsMixin):
         concepts : ConceptSet
         unit_names : sequence of str, optional
             Default ``"0"``, ``"1"``, ...
+        examples, groups : optional
+            Passed to :meth:`CompositionalExplainer.fit <logiclens.CompositionalExplainer.fit>`:
+            the example (pair, sentence) of each position and a group key per example, for the
+            held-out split and the null (the explainer's ``holdout`` and ``n_null``). The
+            minimum activity is counted over all positions.
         """
         masks = np.asarray(units, dtype=bool)
         if masks.ndim != 2 or masks.shape[1] != concepts.n_positions:
@@ -164,7 +175,7 @@ class ActiveUnitsExplainer(ParamsMixin):
         self.top_formulas_ = pd.DataFrame(columns=["unit", "rank", "formula", "score", "iou", "length"])
         if len(keep):
             fitted = type(explainer)(**explainer.get_params())
-            fitted.fit(masks[keep], concepts, unit_names=[names[i] for i in keep])
+            fitted.fit(masks[keep], concepts, [names[i] for i in keep], examples, groups)
             columns = list(fitted.explanations_.columns)
             for i, record in zip(keep, fitted.explanations_.to_dict("records")):
                 rows[i] = record
