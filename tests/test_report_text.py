@@ -18,7 +18,7 @@ from logiclens.concepts import ConceptSet
 from logiclens.formula import And, Concept, Formula, Neighbors, Not, Or, parse, positive_leaves
 from logiclens.io import InputFileError
 from logiclens.report.run_data import load_run
-from logiclens.report.text_cards import example_statistics, text_layer_cards
+from logiclens.report.text_cards import text_layer_cards, top_text_examples
 from logiclens.text import SentenceFeatures, SentencePairFeatures, TokenFeatures
 from logiclens.text.records import TextRecord, TextSegment, formula_words, load_records, save_records
 from logiclens.text.tokenize import AnnotatedText
@@ -151,19 +151,34 @@ def test_records_round_trip_and_bad_lines(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ cards
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 4), min_size=1, max_size=8), st.integers(1, 3), st.integers(0, 2**32 - 1))
-def test_example_statistics_match_a_plain_loop(sizes: list[int], n_units: int, seed: int) -> None:
+@given(
+    st.lists(st.integers(0, 4), min_size=1, max_size=8),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_top_text_examples_match_a_plain_ranking(
+    sizes: list[int], n_units: int, k: int, narrow_blocks: bool, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    acts = rng.normal(size=(offsets[-1], n_units)).round(1)
+    acts = rng.normal(size=(offsets[-1], n_units)).round(1).astype(np.float32)  # rounding makes ties
     acts[rng.random(acts.shape) < 0.1] = np.nan
-    maxima, means = example_statistics(acts.astype(np.float32), offsets)
-    for e, (start, stop) in enumerate(itertools.pairwise(offsets)):
-        for u in range(n_units):
-            values = acts[start:stop, u].astype(np.float32).astype(np.float64)
-            finite = values[~np.isnan(values)]
-            assert maxima[e, u] == (finite.max() if len(finite) else -np.inf)
-            assert means[e, u] == pytest.approx(np.nan_to_num(values).sum() / len(values) if len(values) else 0.0)
+    thresholds = rng.choice([-0.5, 0.0, 0.3], size=n_units)
+    block = 8 if narrow_blocks else 64 << 20  # one unit per block, or all at once
+    top, values = top_text_examples(acts, offsets, thresholds, k, block_bytes=block)
+    for unit in range(n_units):
+        ranked = []
+        for e, (start, stop) in enumerate(itertools.pairwise(offsets)):
+            column = acts[start:stop, unit].astype(np.float64)
+            finite = column[~np.isnan(column)]
+            if len(finite) and finite.max() > thresholds[unit]:
+                ranked.append((-finite.max(), -np.nan_to_num(column).sum() / len(column), e))
+        expected = [e for _, _, e in sorted(ranked)[:k]]
+        assert top[unit].tolist() == expected + [-1] * (k - len(expected))
+        np.testing.assert_array_equal(values[unit][: len(expected)], [-m for m, _, _ in sorted(ranked)[:k]])
+        assert np.isnan(values[unit][len(expected) :]).all()
 
 
 def _explain(tmp_path: Path, lines: list[dict], acts: np.ndarray, *extra: str) -> Path:

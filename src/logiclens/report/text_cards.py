@@ -25,36 +25,60 @@ from logiclens.report.examples import top_examples
 from logiclens.report.run_data import LayerData
 from logiclens.text.records import TextRecord, formula_concepts
 
-__all__ = ["example_statistics", "text_layer_cards"]
+__all__ = ["text_layer_cards", "top_text_examples"]
 
 
-def example_statistics(
-    activations: NDArray[np.floating], offsets: NDArray[np.int64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per example and unit, the largest and the mean activation over the example's positions.
+def top_text_examples(
+    activations: np.ndarray,
+    offsets: NDArray[np.int64],
+    thresholds: NDArray[np.floating],
+    k: int,
+    block_bytes: int = 64 << 20,
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """The ``k`` top-activating examples of every unit, and the unit's activation on them.
+
+    An example's activation is the largest over its positions (NaN ignored); only examples
+    where it is above the unit's threshold count; equal values are ordered by the mean over
+    the positions, then by index (:func:`~logiclens.report.examples.top_examples`).
 
     Parameters
     ----------
     activations : array (positions, units)
+        Usually a memmap; read a block of units at a time, so memory stays near ``block_bytes``.
     offsets : int array (examples + 1,)
         Example e covers positions ``offsets[e]:offsets[e + 1]``.
+    thresholds : array (units,)
+    k : int
+    block_bytes : int
+        Memory for one block of units in float64.
 
     Returns
     -------
-    maxima, means : float64 arrays (examples, units)
-        NaN activations are ignored; examples without positions (or only NaN) get -inf and 0.
+    top : int64 array (units, k)
+        Example indices, best first, padded with -1.
+    values : float64 array (units, k)
+        The unit's activation on them (NaN for padding).
     """
-    acts = np.asarray(activations, np.float64)
+    n_positions, n_units = activations.shape
     sizes = np.diff(offsets)
-    maxima = np.full((len(sizes), acts.shape[1]), -np.inf)
-    means = np.zeros((len(sizes), acts.shape[1]))
     filled = np.flatnonzero(sizes > 0)
-    if len(filled):
-        starts = offsets[:-1][filled]
-        finite = np.where(np.isnan(acts), -np.inf, acts)
-        maxima[filled] = np.maximum.reduceat(finite, starts, axis=0)
-        means[filled] = np.add.reduceat(np.nan_to_num(acts), starts, axis=0) / sizes[filled, None]
-    return maxima, means
+    top = np.full((n_units, k), -1, np.int64)
+    values = np.full((n_units, k), np.nan)
+    width = max(1, block_bytes // (8 * max(n_positions, len(sizes), 1)))
+    for first in range(0, n_units, width):
+        block = slice(first, min(first + width, n_units))
+        maxima = np.full((len(sizes), block.stop - first), -np.inf)
+        means = np.zeros_like(maxima)
+        if len(filled):
+            acts = np.asarray(activations[:, block], np.float64)
+            missing = np.isnan(acts)
+            starts = offsets[:-1][filled]
+            maxima[filled] = np.maximum.reduceat(np.where(missing, -np.inf, acts), starts, axis=0)
+            means[filled] = np.add.reduceat(np.where(missing, 0.0, acts), starts, axis=0) / sizes[filled, None]
+        top[block] = top_examples(maxima, means, np.asarray(thresholds, np.float64)[block], k)
+        shown = top[block] >= 0
+        values[block][shown] = maxima[top[block][shown], np.nonzero(shown)[0]]
+    return top, values
 
 
 def _formula(text: str) -> Formula | None:
@@ -121,8 +145,7 @@ def text_layer_cards(
         )
     if level == "token" and any(r.n_positions != sum(len(s.tokens) for s in r.segments) for r in records):
         raise ReportError("texts.jsonl: a token-level record must cover one position per token")
-    maxima, means = example_statistics(activations, offsets)
-    top = top_examples(maxima, means, layer.thresholds, top_k)
+    top, top_values = top_text_examples(activations, offsets, layer.thresholds, top_k)
     is_heldout = np.zeros(len(records), bool)
     if heldout is not None:
         is_heldout[np.asarray(heldout, np.int64)] = True
@@ -137,7 +160,7 @@ def text_layer_cards(
         except (KeyError, ValueError):
             holds, witnesses = None, frozenset()
         threshold = float(layer.thresholds[unit])
-        for example in (int(e) for e in examples):
+        for example, value in zip(examples.tolist(), top_values[unit].tolist()):
             record, part = records[example], slice(offsets[example], offsets[example + 1])
             if level == "token":
                 acts = np.asarray(activations[part, unit], np.float64)
@@ -151,7 +174,7 @@ def text_layer_cards(
             card.examples.append(
                 TextExample(
                     index=example,
-                    activation=float(maxima[example, unit]),
+                    activation=value,
                     formula_holds=None if holds is None else bool(holds[part].any()),
                     iou=iou,
                     segments=segments,
