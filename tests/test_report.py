@@ -208,8 +208,9 @@ def test_text_examples_render_escaped() -> None:
         "examples": {"kind": "text", "items": [
             {"index": 3, "activation": 1.5, "formula_holds": True, "iou": 0.5, "heldout": False, "segments": [
                 {"name": "<b>premise</b>", "tokens": ["a", hostile, "c"], "matched": [False, True, False],
-                 "active": [False, True, True], "activation": [0.0, 2.0, 1.0]},
-                {"name": "hypothesis", "tokens": ["d"], "matched": [False], "active": None, "activation": None},
+                 "active": [False, True, True], "activation": [0.0, 2.0, 1.0], "before": 4, "after": 0},
+                {"name": "hypothesis", "tokens": ["d"], "matched": [False], "active": None, "activation": None,
+                 "before": 0, "after": 0},
             ]},
         ]},
     }  # fmt: skip
@@ -220,6 +221,7 @@ def test_text_examples_render_escaped() -> None:
     assert '<span class="tok unit formula" title="act 2.000">&lt;img' in html
     assert '<span class="tok unit" title="act 1.000">c</span>' in html and '<span class="tok">d</span>' in html
     assert "formula holds" in html and "token IoU 0.50" in html
+    assert html.count('<span class="cut"') == 1 and 'title="4 tokens before"' in html
 
 
 def test_best_by_length_drives_the_length_plot(run: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from logiclens.concepts import ConceptSet
 from logiclens.formula import And, Concept, Formula, Neighbors, Not, Or, parse, positive_leaves
 from logiclens.io import InputFileError
 from logiclens.report.run_data import load_run
-from logiclens.report.text_cards import text_layer_cards, top_text_examples
+from logiclens.report.text_cards import _token_level, text_layer_cards, top_text_examples
 from logiclens.text import SentenceFeatures, SentencePairFeatures, TokenFeatures
 from logiclens.text.records import TextRecord, TextSegment, formula_words, load_records, save_records
 from logiclens.text.tokenize import AnnotatedText
@@ -135,7 +135,8 @@ def test_matched_words_of_a_pair() -> None:
 
 def test_records_round_trip_and_bad_lines(tmp_path: Path) -> None:
     records = [
-        TextRecord((TextSegment("premise", ("Ünï", SCRIPT), ((0, 3), ())), TextSegment("hypothesis", (), ()))),
+        # odd tokens: HTML, a lone surrogate, a line separator
+        TextRecord((TextSegment("pre", ("Ünï", SCRIPT, "\ud800\u2028"), ((0, 3), (), ())), TextSegment("hyp", (), ()))),
         TextRecord((TextSegment("text", ("a", "b"), ((), (1,))),), n_positions=2),
     ]
     save_records(tmp_path / "texts.jsonl", records)
@@ -223,7 +224,7 @@ def test_pair_run_report(tmp_path: Path) -> None:
     assert first["formula_holds"] is True and first["iou"] is None
     assert first["segments"][1] == {
         "name": "hypothesis", "tokens": ["Nobody", "sings", "."], "matched": [True, False, False],
-        "active": None, "activation": None,
+        "active": None, "activation": None, "before": 0, "after": 0,
     }  # fmt: skip
     assert not any(first["segments"][0]["matched"])
     assert man["examples"]["items"][0]["segments"][0]["matched"] == [False, True, False, False]
@@ -301,6 +302,27 @@ def test_text_cards_agree_with_a_plain_reference(tmp_path: Path) -> None:
             )
 
 
+def test_long_token_texts_are_shown_around_their_most_active_token() -> None:
+    tokens = [f"t{i}" for i in range(12)]
+    segments = (TextSegment("a", tuple(tokens[:5]), ((),) * 5), TextSegment("b", tuple(tokens[5:]), ((),) * 7))
+    record = TextRecord(segments, n_positions=12)
+    acts = np.zeros(12)
+    acts[[1, 6]] = [0.5, 2.0]
+    holds = np.zeros(12, bool)
+    holds[[1, 7]] = True
+    segments, iou = _token_level(record, acts, 0.0, holds, window=2)
+    assert iou == pytest.approx(1 / 3)  # over every token: {1, 6} against {1, 7}
+    # tokens 4..8 around token 6: the last of segment "a", the first four of "b"
+    assert [(s.name, s.tokens, s.before, s.after) for s in segments] == [
+        ("a", ["t4"], 4, 0), ("b", ["t5", "t6", "t7", "t8"], 0, 3),
+    ]  # fmt: skip
+    assert segments[1].active == [False, True, False, False] and segments[1].matched == [False, False, True, False]
+    far = np.zeros(12)
+    far[11] = 1.0
+    segments, _ = _token_level(record, far, 0.0, None, window=2)
+    assert [(s.name, s.tokens, s.before, s.after) for s in segments] == [("b", ["t7", "t8", "t9", "t10", "t11"], 2, 0)]
+
+
 def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from logiclens.report import register_command
 
@@ -312,11 +334,36 @@ def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.Captu
     assert args.handler(args) == 0
     data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
     assert [len(u["examples"]["items"]) for u in data["layers"][0]["units"]] == [1, 1, 0]
+    _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1", "--no-report")  # a new run drops the old report
+    assert not (out / "report").exists()
+    assert args.handler(args) == 0
     (out / "texts.jsonl").write_text("not json\n")
     args = parser.parse_args(["report", str(out), "-q"])
     assert args.handler(args) == 0
     data = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))
     assert data["examples"]["available"] is False and "texts.jsonl:1" in data["examples"]["note"]
+
+
+def test_bad_inputs_of_a_text_run(tmp_path: Path) -> None:
+    from logiclens.io import atomic_savez
+    from logiclens.report import ReportError, build_report
+
+    acts = PAIR_ACTS.copy()
+    acts[:, 2] = np.nan  # with --quantile, an all-NaN unit gets a NaN threshold: never active
+    out = _explain(tmp_path, PAIRS, acts, "--length", "1", "--quantile", "0.4")
+    units = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))["layers"][0]["units"]
+    assert units[2]["threshold"] is None and units[2]["examples"]["items"] == []
+    texts = out / "texts.jsonl"
+    good = texts.read_bytes()
+    texts.write_bytes(good + b"\n\n")  # blank lines are skipped
+    assert len(load_records(texts)) == len(PAIRS)
+    texts.write_bytes(good + b"\xff\n")  # not UTF-8: the report says so and shows no examples
+    data = json.loads((build_report(out, verbose=0) / "report.json").read_text(encoding="utf-8"))
+    assert not data["examples"]["available"] and "not UTF-8" in data["examples"]["note"]
+    texts.write_bytes(good)
+    atomic_savez(out / "split.npz", {"search": np.arange(5), "heldout": np.array([7])})
+    with pytest.raises(ReportError, match=r"held-out examples must lie in \[0, 5\)"):
+        build_report(out, verbose=0)
 
 
 def test_explain_rejects_a_bad_top_examples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,9 @@ from logiclens.report.summary import (
     iou_per_category,
     layer_summary,
 )
-from logiclens.text.records import TextRecord
+
+if TYPE_CHECKING:
+    from logiclens.text.records import TextRecord
 
 __all__ = ["build_report"]
 

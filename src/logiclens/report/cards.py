@@ -99,6 +99,9 @@ class ShownSegment:
         Per token: the unit is active on it (only when every token is a position).
     activation : list of float or None
         Per token: the unit's activation (only when every token is a position).
+    before, after : int
+        Tokens of the segment left out before and after the shown ones (long token-level
+        texts are shown around their most active token).
     """
 
     name: str
@@ -106,6 +109,8 @@ class ShownSegment:
     matched: list[bool]
     active: list[bool] | None = None
     activation: list[float] | None = None
+    before: int = 0
+    after: int = 0
 
 
 @dataclass

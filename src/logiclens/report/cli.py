@@ -7,14 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from logiclens._arguments import count
+
 __all__ = ["register_command", "run_command"]
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def register_command(subparsers: Any) -> argparse.ArgumentParser:
@@ -40,7 +35,7 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("run", type=Path, metavar="DIR", help="run directory (`dissect` or `text explain`)")
     parser.add_argument("--out", "-o", type=Path, help="report folder (default DIR/report)")
-    parser.add_argument("--top-examples", "--top-images", type=_count, default=6, metavar="N",
+    parser.add_argument("--top-examples", "--top-images", type=count, default=6, metavar="N",
                         help="top-activating images or texts per unit (default 6; 0: none)")  # fmt: skip
     parser.add_argument(
         "--n-jobs", "-j", type=int, default=1, help="processes drawing masks and images (-1: all cores)"

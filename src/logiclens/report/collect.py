@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from logiclens.concepts import ConceptSet
-from logiclens.formula import FormulaSyntaxError, parse
+from logiclens.formula import Formula, FormulaSyntaxError, parse
 from logiclens.report.cards import ImageExample, UnitCard, plain
 from logiclens.report.draw import save_overlays
 from logiclens.report.errors import ReportError
@@ -17,7 +17,7 @@ from logiclens.report.examples import example_masks, image_statistics, top_examp
 from logiclens.report.parallel import run_tasks
 from logiclens.report.run_data import LayerData
 
-__all__ = ["bare_cards", "image_path", "layer_cards", "overlay_path"]
+__all__ = ["bare_cards", "heldout_flags", "image_path", "layer_cards", "overlay_path", "stored_formula"]
 
 _UNITS_PER_CHUNK = 256
 
@@ -36,13 +36,37 @@ def bare_cards(layer: LayerData) -> list[UnitCard]:
     ]
 
 
-def _formula_signatures(concepts: ConceptSet, formula: str) -> NDArray[np.bool_] | None:
-    """Where a formula holds, per signature; None for an empty or unreadable formula."""
-    if not formula:
+def stored_formula(text: str) -> Formula | None:
+    """A formula as results.csv stores it; None for an empty or unreadable one."""
+    if not text:
         return None
     try:
-        return concepts.signature_mask(parse(formula))
-    except (FormulaSyntaxError, KeyError, ValueError):
+        return parse(text)
+    except FormulaSyntaxError:
+        return None
+
+
+def heldout_flags(heldout: NDArray[np.integer] | None, n_examples: int) -> NDArray[np.bool_]:
+    """Per example: held out of the search (``split.npz``)."""
+    flags = np.zeros(n_examples, bool)
+    if heldout is not None and len(heldout):
+        indices = np.asarray(heldout, np.int64)
+        if indices.min() < 0 or indices.max() >= n_examples:
+            raise ReportError(
+                f"split.npz: held-out examples must lie in [0, {n_examples}), got {indices.min()} to {indices.max()}"
+            )
+        flags[indices] = True
+    return flags
+
+
+def _formula_signatures(concepts: ConceptSet, text: str) -> NDArray[np.bool_] | None:
+    """Where a formula holds, per signature; None for an empty or unreadable formula."""
+    formula = stored_formula(text)
+    if formula is None:
+        return None
+    try:
+        return concepts.signature_mask(formula)
+    except (KeyError, ValueError):
         return None
 
 
@@ -137,9 +161,7 @@ def layer_cards(
     shared = (layer.activations, signatures, folder, layer.file_name, layer.thresholds, layer.tie_cuts)
     weights = [len(np.unique(task[0])) for task in tasks]
     results = run_tasks(_draw_units, tasks, n_jobs, shared, f"masks {layer.name}", "unit", weights, verbose)
-    is_heldout = np.zeros(n_images, bool)
-    if heldout is not None:
-        is_heldout[np.asarray(heldout, np.int64)] = True
+    is_heldout = heldout_flags(heldout, n_images)
     for chunk, (iou, unit_pixels, formula_pixels) in zip(chunks, results):
         for j, pair in enumerate(range(chunk.start, chunk.stop)):
             unit, image = int(units[pair]), int(images[pair])

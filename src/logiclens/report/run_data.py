@@ -172,8 +172,8 @@ def _layer(run: Path, name: str, results: pd.DataFrame) -> LayerData:
     rows = results[results["layer"] == name].reset_index(drop=True)
     stored = run / f"thresholds_{file_name}.npz"
     data = read_npz(stored) if stored.is_file() else {}
-    if "threshold" in rows and rows["threshold"].notna().all():
-        thresholds = rows["threshold"].to_numpy(np.float64)
+    if "threshold" in rows and (rows["threshold"].notna().all() or "thresholds" not in data):
+        thresholds = rows["threshold"].to_numpy(np.float64)  # NaN: a unit that is never active
     elif "thresholds" in data:
         thresholds = np.asarray(data["thresholds"], np.float64)
     else:

@@ -17,15 +17,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from logiclens.concepts import ConceptSet
-from logiclens.formula import Formula, FormulaSyntaxError, parse
 from logiclens.report.cards import ShownSegment, TextExample, UnitCard
-from logiclens.report.collect import bare_cards
+from logiclens.report.collect import bare_cards, heldout_flags, stored_formula
 from logiclens.report.errors import ReportError
 from logiclens.report.examples import top_examples
 from logiclens.report.run_data import LayerData
 from logiclens.text.records import TextRecord, formula_concepts
 
-__all__ = ["text_layer_cards", "top_text_examples"]
+__all__ = ["TOKEN_WINDOW", "text_layer_cards", "top_text_examples"]
+
+#: token-level texts are shown this many tokens either side of their most active token
+TOKEN_WINDOW = 20
 
 
 def top_text_examples(
@@ -81,29 +83,38 @@ def top_text_examples(
     return top, values
 
 
-def _formula(text: str) -> Formula | None:
-    if not text:
-        return None
-    try:
-        return parse(text)
-    except FormulaSyntaxError:
-        return None
-
-
 def _token_level(
-    record: TextRecord, acts: NDArray[np.float64], threshold: float, holds: NDArray[np.bool_] | None
+    record: TextRecord,
+    acts: NDArray[np.float64],
+    threshold: float,
+    holds: NDArray[np.bool_] | None,
+    window: int = TOKEN_WINDOW,
 ) -> tuple[list[ShownSegment], float | None]:
-    """Segments with per-token unit and formula marks, and the example's token IoU."""
+    """Segments with per-token unit and formula marks, and the example's token IoU.
+
+    Texts longer than ``2 * window + 1`` tokens are shown around their most active token;
+    the IoU is over every token.
+    """
     active = acts > threshold
     matched = holds if holds is not None else np.zeros(len(acts), bool)
     union = int((active | matched).sum())
     iou = float((active & matched).sum()) / union if union else None
+    shown_from, shown_to = 0, len(acts)
+    cropped = len(acts) > 2 * window + 1
+    if cropped:
+        peak = int(np.argmax(np.where(np.isnan(acts), -np.inf, acts)))
+        shown_from = min(max(peak - window, 0), len(acts) - 2 * window - 1)
+        shown_to = shown_from + 2 * window + 1
     segments, start = [], 0
     for segment in record.segments:
-        part = slice(start, start + len(segment.tokens))
-        marks = (matched[part].tolist(), active[part].tolist(), acts[part].tolist())
-        segments.append(ShownSegment(segment.name, list(segment.tokens), *marks))
-        start = part.stop
+        stop = start + len(segment.tokens)
+        first, last = max(start, shown_from), min(stop, shown_to)
+        if first < last or not cropped:
+            part = slice(first, max(first, last))
+            marks = (matched[part].tolist(), active[part].tolist(), acts[part].tolist())
+            tokens = list(segment.tokens[first - start : part.stop - start])
+            segments.append(ShownSegment(segment.name, tokens, *marks, first - start, stop - part.stop))
+        start = stop
     return segments, iou
 
 
@@ -146,14 +157,12 @@ def text_layer_cards(
     if level == "token" and any(r.n_positions != sum(len(s.tokens) for s in r.segments) for r in records):
         raise ReportError("texts.jsonl: a token-level record must cover one position per token")
     top, top_values = top_text_examples(activations, offsets, layer.thresholds, top_k)
-    is_heldout = np.zeros(len(records), bool)
-    if heldout is not None:
-        is_heldout[np.asarray(heldout, np.int64)] = True
+    is_heldout = heldout_flags(heldout, len(records))
     for unit, card in enumerate(cards):
         examples = top[unit][top[unit] >= 0]
         if not len(examples):
             continue
-        formula = _formula(str(layer.results.at[unit, "formula"]))
+        formula = stored_formula(str(layer.results.at[unit, "formula"]))
         try:
             holds = concepts.mask(formula) if formula is not None else None
             witnesses = formula_concepts(formula, concepts) if formula is not None else frozenset()

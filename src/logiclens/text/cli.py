@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from logiclens._arguments import count
+
 __all__ = ["register_command"]
 
 
@@ -21,13 +23,6 @@ def _min_active(text: str) -> int | float:
         if not value.is_integer():
             raise argparse.ArgumentTypeError("a count must be a whole number; a fraction must lie in (0, 1)")
         return int(value)
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -103,10 +98,11 @@ def register_command(subparsers: Any) -> argparse.ArgumentParser:
                         help="run directory: results.csv (one row per unit), top_formulas.csv, the activations, "
                         "concepts and texts, and an HTML report (DIR/report/index.html)")  # fmt: skip
     output.add_argument("--no-report", action="store_true", help="write the run directory without the report")
-    output.add_argument("--top-examples", type=_count, default=6, metavar="N",
+    output.add_argument("--top-examples", type=count, default=6, metavar="N",
                         help="top-activating examples per unit card (default 6)")  # fmt: skip
     output.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
     add_validation_options(explain, "examples (pairs by premise, sentences)", holdout=0.2, null=0)
+    explain.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the null (default 0)")
     _add_search_options(explain)
     explain.set_defaults(handler=_cmd_explain)
     return text
@@ -190,7 +186,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         )
     thresholds = unit_thresholds(activations, args.threshold, args.quantile)
     masks = threshold_units(activations, thresholds)
-    explainer = _explainer(args).set_params(holdout=args.holdout, n_null=args.null, alpha=args.alpha)
+    explainer = _explainer(args).set_params(
+        holdout=args.holdout, n_null=args.null, alpha=args.alpha, random_state=args.seed
+    )
     examples, groups = _examples(level, data, probe, inputs)
     wrapper = ActiveUnitsExplainer(explainer, args.min_active).fit(masks, concepts, None, examples, groups)
     frame = wrapper.explanations_

@@ -101,7 +101,7 @@ def _list_of(value: Any, kind: type) -> bool:
 
 def save_records(path: str | os.PathLike[str], records: Iterable[TextRecord]) -> None:
     """Write records as JSON lines (atomically)."""
-    lines = (json.dumps(record.to_json(), ensure_ascii=False) for record in records)
+    lines = (json.dumps(record.to_json()) for record in records)  # ASCII: any token survives, lone surrogates too
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -116,13 +116,18 @@ def load_records(path: str | os.PathLike[str]) -> list[TextRecord]:
     path = Path(path)
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise InputFileError(f"{path}: not UTF-8 text ({error})") from None
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                records.append(TextRecord.from_json(json.loads(line)))
-            except (json.JSONDecodeError, ValueError) as error:
-                raise InputFileError(f"{path}:{number}: not a text record ({error})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(TextRecord.from_json(json.loads(line)))
+        except (json.JSONDecodeError, ValueError) as error:
+            raise InputFileError(f"{path}:{number}: not a text record ({error})") from None
     return records
 
 

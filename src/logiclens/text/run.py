@@ -23,6 +23,7 @@ code reads both:
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def save_text_run(
         raise ValueError(f"{cuts.shape[0] if cuts.ndim else 'no'} thresholds for {len(frame)} units")
     run = RunDirectory(out)
     (run / "results.csv").unlink(missing_ok=True)  # an earlier run's results no longer describe the files
+    if (run / "report" / "report.json").is_file():  # nor does its report
+        shutil.rmtree(run / "report")
     file_name = layer_file_name(layer)
     (run / "record").mkdir(exist_ok=True)
     np.save(run / "record" / f"{file_name}.npy", acts)

@@ -12,32 +12,27 @@ texts to ``fit``/``transform``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
 from logiclens.concepts import ConceptSet
-from logiclens.text._base import WordProbe, concept_set
-from logiclens.text.records import TextRecord, TextSegment
+from logiclens.text._base import concept_set
+from logiclens.text.features import SentenceFeatures
+from logiclens.text.records import TextRecord
 from logiclens.text.tokenize import AnnotatedText
 
 __all__ = ["TokenFeatures"]
 
 
-class TokenFeatures(WordProbe):
+class TokenFeatures(SentenceFeatures):
     """Concepts over tokens: ``word:w`` (category ``word``) and ``tag:T`` (category ``tag``).
 
-    Same parameters as :class:`~logiclens.text.SentencePairFeatures` (without overlap).
+    Same parameters as :class:`~logiclens.text.SentencePairFeatures` (without overlap), and
+    the same vocabulary as :class:`~logiclens.text.SentenceFeatures`, which it extends.
     Punctuation tokens are positions too; they get a tag concept but no word concept.
     """
-
-    def fit(self, texts: Sequence[str | AnnotatedText], y: Any = None) -> TokenFeatures:
-        """Learn the vocabulary and tags."""
-        self._fit_words(self.annotate(texts))
-        self.names_ = [*(f"word:{w}" for w in self.vocabulary_), *(f"tag:{tag}" for tag in self.tags_)]
-        self.categories_ = ["word"] * len(self.vocabulary_) + ["tag"] * len(self.tags_)
-        return self
 
     def transform(self, texts: Sequence[str | AnnotatedText]) -> ConceptSet:
         """Concept set over every token of every text, in order."""
@@ -51,17 +46,7 @@ class TokenFeatures(WordProbe):
 
     def records(self, texts: Sequence[str | AnnotatedText]) -> list[TextRecord]:
         """The texts as a report shows them: one record per text, covering one position per token."""
-        self._check_fitted()
-        tag_offset = len(self.vocabulary_) if self._use_tags_ else None
-        return [
-            TextRecord((TextSegment("text", doc.words, tuple(self._token_ids(doc, 0, tag_offset))),), len(doc.words))
-            for doc in self.annotate(texts)
-        ]
-
-    def fit_transform(self, texts: Sequence[str | AnnotatedText], y: Any = None) -> ConceptSet:
-        """``fit`` then ``transform``, annotating once."""
-        docs = self.annotate(texts)
-        return self.fit(docs).transform(docs)
+        return [replace(r, n_positions=len(r.segments[0].tokens)) for r in super().records(texts)]
 
     def examples(self, texts: Sequence[str | AnnotatedText]) -> NDArray[np.int64]:
         """The text index of every token position (for ``CompositionalExplainer.fit(examples=...)``)."""

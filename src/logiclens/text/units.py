@@ -44,7 +44,7 @@ def unit_thresholds(
     -------
     ndarray of float64, shape (U,)
     """
-    acts = np.asarray(activations, dtype=np.float64)
+    acts = np.asarray(activations)
     if acts.ndim != 2:
         raise ValueError(f"activations must be a 2-D (positions, units) array, got shape {acts.shape}")
     if top_fraction is None:
@@ -58,7 +58,7 @@ def unit_thresholds(
         return np.zeros(acts.shape[1])
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN units: threshold NaN, never active
-        return np.nanquantile(acts, 1.0 - top_fraction, axis=0)
+        return np.nanquantile(acts.astype(np.float64), 1.0 - top_fraction, axis=0)
 
 
 def threshold_units(
@@ -79,9 +79,10 @@ def threshold_units(
     ndarray of bool, shape (U, N)
         Masks in the layout :class:`~logiclens.CompositionalExplainer` takes.
     """
-    cuts = unit_thresholds(activations, threshold, top_fraction)
+    acts = np.asarray(activations)
+    cuts = unit_thresholds(acts, threshold, top_fraction)
     with np.errstate(invalid="ignore"):
-        return (np.asarray(activations, dtype=np.float64) > cuts).T
+        return (acts > cuts).T  # compared in float64 without a float64 copy of the activations
 
 
 class ActiveUnitsExplainer(ParamsMixin):
