@@ -159,6 +159,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
     from logiclens.cli import _explainer, _print_table
+    from logiclens.dissect import summarize
     from logiclens.text.data import is_pair_file, read_jsonl, read_pairs, read_sentences
     from logiclens.text.units import ActiveUnitsExplainer, threshold_units, unit_thresholds
 
@@ -197,7 +198,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         f"{wrapper.min_active_:,} positions)",
         file=sys.stderr,
     )
-    _print_validation(wrapper, args.alpha)
+    searched = frame[frame.status == "ok"].assign(layer=layer)
+    if len(searched):
+        print(summarize(searched).to_string(float_format=lambda x: f"{x:.4f}"), file=sys.stderr)
     if correct is not None:
         _report_accuracy(wrapper, masks, correct)
     shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
@@ -207,24 +210,6 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if args.out is not None:
         _write_run(args, level, layer, wrapper, activations, thresholds, concepts, probe.records(inputs))
     return 0
-
-
-def _print_validation(wrapper: Any, alpha: float) -> None:
-    """One line on the held-out scores and the null, where the run has them."""
-    frame = wrapper.explanations_
-    searched = frame[frame.status == "ok"]
-    parts = []
-    split = getattr(wrapper.explainer_, "split_", None)
-    if split is not None and len(split[1]) and "heldout_iou" in frame:
-        parts.append(
-            f"{len(split[1]):,} examples held out: mean IoU {searched.iou.mean():.3f} searched, "
-            f"{searched.heldout_iou.mean():.3f} held out"
-        )
-    if "significant" in frame and searched.significant.notna().any():
-        significant = int(searched.significant.astype(bool).sum())
-        parts.append(f"{significant} of {len(searched)} units significant (FDR {alpha:g})")
-    if parts:
-        print("; ".join(parts), file=sys.stderr)
 
 
 def _examples(level: str, data: Any, probe: Any, inputs: Any) -> tuple[Any, list[str] | None]:
