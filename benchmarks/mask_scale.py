@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.format import open_memmap
 
-from logiclens.dissect import compute_thresholds, count_unit_masks
+from logiclens.vision.dissect import compute_thresholds, count_unit_masks
 
 
 def _peak_rss_gib() -> float:

@@ -20,12 +20,15 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from logiclens.concepts import ConceptSet
-from logiclens.dissect import _split_weights, _weighted, count_unit_masks, layer_file_name
-from logiclens.explainer import _run_units
-from logiclens.io import read_npz
-from logiclens.masks import UnitMasks
-from logiclens.search.beam import BeamSettings, PrimitiveTable
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.io import read_npz
+from logiclens.core.masks import UnitMasks
+from logiclens.core.search.beam import BeamSettings, PrimitiveTable
+from logiclens.core.search.run import search_all
+from logiclens.runs import layout
+from logiclens.vision.dissect import count_unit_masks
+from logiclens.vision.dissect.search import variants_of
+from logiclens.vision.dissect.split import Split
 
 
 def _timed(function):  # type: ignore[no-untyped-def]
@@ -42,11 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    name = layer_file_name(args.layer)
-    activations = np.load(args.run / "record" / f"{name}.npy", mmap_mode="r")
-    signatures = np.load(args.run / "record" / "signatures.npy", mmap_mode="r")
-    thresholds = read_npz(args.run / f"thresholds_{name}.npz")
-    concepts = ConceptSet.load(args.run / "concepts.npz")
+    activations = np.load(args.run / layout.record_file(args.layer), mmap_mode="r")
+    signatures = np.load(args.run / layout.SIGNATURES, mmap_mode="r")
+    thresholds = read_npz(args.run / layout.thresholds_file(args.layer))
+    concepts = ConceptSet.load(args.run / layout.CONCEPTS)
     n_images = len(activations)
     rng = np.random.default_rng(0)
     order = rng.permutation(n_images)
@@ -64,13 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     _, plain_s, plain_cpu = _timed(lambda: count_unit_masks(activations, signatures, t, s, None, cuts))
     masks, all_s, all_cpu = _timed(lambda: count_unit_masks(activations, signatures, t, s, variants, cuts))
 
-    weights = _split_weights(signatures, search, s)
-    view, (search_masks, _, *nulls) = _weighted(concepts, weights, masks)
+    validation = variants_of(concepts, masks, Split(search, held, variants, ""), signatures)
     settings = BeamSettings(max_length=3, beam_size=10)
-    table = PrimitiveTable(view)
-    _, search_s, _ = _timed(lambda: _run_units(table, search_masks, settings, args.n_jobs, 0))
-    stacked = UnitMasks(sp.vstack([m.counts for m in nulls], format="csr"))
-    _, null_s, _ = _timed(lambda: _run_units(table, stacked, settings, args.n_jobs, 0))
+    table = PrimitiveTable(validation.search_concepts)
+    _, search_s, _ = _timed(lambda: search_all(table, validation.search, settings, args.n_jobs, 0))
+    stacked = UnitMasks(sp.vstack([m.counts for m in validation.null], format="csr"))
+    _, null_s, _ = _timed(lambda: search_all(table, stacked, settings, args.n_jobs, 0))
     numbers = {
         "layer": args.layer,
         "units": int(activations.shape[1]),

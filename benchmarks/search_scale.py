@@ -64,7 +64,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from logiclens import CompositionalExplainer, ConceptSet, UnitMasks
-from logiclens.formula import And, Concept, Formula, Not, Or, canonical
+from logiclens.core.formula import And, Concept, Formula, Not, Or, canonical
 
 REPO = Path(__file__).resolve().parents[1]
 

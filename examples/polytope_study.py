@@ -14,8 +14,8 @@ cached) and on EfficientNet-Lite0's head with the built-in shapes probe:
 It writes tables (CSV), figures (PNG), ``summary.md`` and ``results.json`` to ``--out``
 (default ``docs/polytope``) and prints whether the paper's two claims held.
 
-    .venv/bin/python examples/polytope_study.py                 # the full study, 5-8 min on 2 cores
-    .venv/bin/python examples/polytope_study.py --quick --out /tmp/polytope   # a one-minute smoke run
+    .venv/bin/python examples/polytope_lens.py                 # the full study, 5-8 min on 2 cores
+    .venv/bin/python examples/polytope_lens.py --quick --out /tmp/polytope   # a one-minute smoke run
 
 The same runs as ``logiclens polytope study``.
 """
@@ -26,8 +26,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from logiclens.polytope.study.report import json_line
-from logiclens.polytope.study.run import StudySettings, run_study
+from polytope_lens.report import json_line
+from polytope_lens.run import StudySettings, run_study
 
 
 def main() -> int:

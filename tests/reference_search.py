@@ -2,7 +2,7 @@
 
 Every candidate's mask is built as a boolean array over all N positions and counted with
 ``np.count_nonzero``; duplicates are found by comparing whole masks. Nothing is shared with
-``logiclens.search`` or ``logiclens.concepts``: only the formula classes are borrowed, for
+``logiclens.core.search`` or ``logiclens.core.concepts``: only the formula classes are borrowed, for
 printing. Speed is irrelevant here; every step follows the text of the specification.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from logiclens.formula import And, Concept, Formula, Neighbors, Not, Or
+from logiclens.core.formula import And, Concept, Formula, Neighbors, Not, Or
 
 __all__ = ["PlainCandidate", "PlainResult", "plain_search"]
 

@@ -8,11 +8,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from logiclens import ConceptSet, UnitMasks
-from logiclens.activations.counting import UnitCountAccumulator
-from logiclens.activations.hooks import LayerRecorder
-from logiclens.activations.thresholds import StreamingTopQuantile
-from logiclens.activations.upsample import BilinearUpsampler
-from logiclens.dissect import compute_thresholds, count_unit_masks
+from logiclens.hooks import LayerRecorder
+from logiclens.vision.activations.counting import UnitCountAccumulator
+from logiclens.vision.activations.thresholds import StreamingTopQuantile
+from logiclens.vision.activations.upsample import BilinearUpsampler
+from logiclens.vision.dissect import compute_thresholds, count_unit_masks
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -205,7 +205,7 @@ def _saturated(n_images: int, size: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["layer", "upsampled"])
 def test_saturated_units_keep_the_requested_fraction(mode) -> None:
-    from logiclens.activations.ties import tie_cuts
+    from logiclens.vision.activations.ties import tie_cuts
 
     activations = _saturated(30, 4, seed=5)
     size = (4, 4) if mode == "layer" else (10, 10)
@@ -226,7 +226,7 @@ def test_saturated_units_keep_the_requested_fraction(mode) -> None:
 
 
 def test_tie_keys_are_deterministic_and_uniform() -> None:
-    from logiclens.activations.ties import tie_keys
+    from logiclens.vision.activations.ties import tie_keys
 
     keys = tie_keys(3, np.arange(10_000), np.arange(10_000) % 49)
     assert np.array_equal(keys, tie_keys(3, np.arange(10_000), np.arange(10_000) % 49))
@@ -236,7 +236,7 @@ def test_tie_keys_are_deterministic_and_uniform() -> None:
 
 
 def test_units_without_enough_positive_values_are_not_padded_with_zeros() -> None:
-    from logiclens.activations.ties import tie_cuts
+    from logiclens.vision.activations.ties import tie_cuts
 
     activations = np.zeros((20, 2, 3, 3), np.float16)
     activations[0, :, 0, 0] = 1.0  # one positive value per unit, far below q * N

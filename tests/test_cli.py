@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from logiclens.cli import main
-from logiclens.formula import canonical, parse
+from logiclens.core.formula import canonical, parse
 from logiclens.testing import planted_problem
 
 FORMULAS = ["c0", "c1 OR c2", "c3 AND NOT c4"]

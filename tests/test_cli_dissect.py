@@ -14,7 +14,7 @@ PIL = pytest.importorskip("PIL.Image")
 
 
 def _write_segmentation_folder(root: Path, probe: PlantedProbe) -> Path:
-    from logiclens.probes.segmentation import write_label_map
+    from logiclens.vision.probes.segmentation import write_label_map
 
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()

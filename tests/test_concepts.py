@@ -16,10 +16,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import logiclens.concepts as concepts_module
+import logiclens.core.concepts as concepts_module
 from logiclens import And, Concept, ConceptSet, Neighbors, Not, Or, UnitMasks
-from logiclens._signatures import SignatureIndex
-from logiclens.io import InputFileError
+from logiclens.core.io import InputFileError
+from logiclens.core.signatures import SignatureIndex
 
 HYPOTHESIS = settings(max_examples=80, deadline=None)
 

@@ -6,11 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from logiclens import canonical, parse
-from logiclens.dissect import DissectionSettings, dissect
+from logiclens import CompositionalExplainer, canonical, parse
 from logiclens.testing import PLANTED_UNIT_FORMULAS, PlantedProbe, planted_model
-
-SEARCH = {"max_length": 3, "beam_size": 10}
+from logiclens.vision.dissect import DissectionSettings, dissect
 
 
 def _settings(**overrides) -> DissectionSettings:
@@ -19,11 +17,13 @@ def _settings(**overrides) -> DissectionSettings:
         "threshold_mode": "fixed",
         "fixed_threshold": 0.0,
         "batch_size": 5,
-        "search": SEARCH,
         "checkpoint_seconds": 0.0,
     }
+    search = {"max_length": 3, "beam_size": 10, "n_null": 20, "verbose": 0}
+    search.update({key: overrides.pop(key) for key in ("holdout", "n_null", "alpha") if key in overrides})
+    search.update(overrides.pop("search", {}))
     values.update(overrides)
-    return DissectionSettings(**values)
+    return DissectionSettings(**values, explainer=CompositionalExplainer(**search))
 
 
 def test_planted_units_are_recovered_with_iou_one(tmp_path) -> None:
@@ -93,7 +93,7 @@ def test_split_null_and_heldout_columns(tmp_path) -> None:
     split = np.load(tmp_path / "run" / "split.npz")
     assert not set(split["search"]) & set(split["heldout"])
     assert len(split["heldout"]) == 10 and split["variants"].shape == (10, 40)
-    from logiclens.dissect import summarize
+    from logiclens.runs import summarize
 
     summary = summarize(results)
     assert int(summary.loc["relu", "significant"]) == 4
@@ -102,7 +102,7 @@ def test_split_null_and_heldout_columns(tmp_path) -> None:
 
 def test_count_variants_equal_separate_counts() -> None:
     from logiclens import ConceptSet
-    from logiclens.dissect import count_unit_masks
+    from logiclens.vision.dissect import count_unit_masks
 
     rng = np.random.default_rng(4)
     n_images = 12

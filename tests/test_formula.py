@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logiclens.formula import (
+from logiclens.core.formula import (
     And,
     Concept,
     Formula,

@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from logiclens.models import (  # noqa: E402
+from logiclens.vision.models import (  # noqa: E402
     IMAGENET_MEAN,
     IMAGENET_STD,
     CheckpointError,
@@ -34,7 +34,7 @@ from logiclens.models import (  # noqa: E402
     resnet18_places365,
     state_dict_sha256,
 )
-from logiclens.models.resnet import NETDISSECT_MEAN, NETDISSECT_STD  # noqa: E402
+from logiclens.vision.models.resnet import NETDISSECT_MEAN, NETDISSECT_STD  # noqa: E402
 
 
 @dataclass
@@ -384,7 +384,7 @@ _FACTORY_SOURCE = """
 import torch
 from torch import nn
 
-from logiclens.models import ModelAdapter
+from logiclens.vision.models import ModelAdapter
 
 
 class TinyNet(nn.Module):

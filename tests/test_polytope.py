@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import cdist
 
-from logiclens import ConceptSet
+from logiclens import CompositionalExplainer, ConceptSet
 from logiclens.polytope import (
     BoundaryDensity,
     CodeClusters,
@@ -556,9 +557,9 @@ def test_monosemanticity_scores_planted_units_and_chance() -> None:
     masks, concepts = _concepts()
     planted = UnitFamily("planted", "region", np.stack([masks[0], masks[1] & ~masks[2], masks[3] | masks[5]]))
     subsets = random_subsets(masks.shape[1], planted.sizes, random_state=1)
-    scorer = MonosemanticityScorer(max_length=2, beam_size=5, null_sizes=4, null_repeats=2).fit(
-        [planted, subsets], concepts, labels=masks[4]
-    )
+    scorer = MonosemanticityScorer(
+        CompositionalExplainer(max_length=2, beam_size=5, verbose=0), null_sizes=4, null_repeats=2
+    ).fit([planted, subsets], concepts, labels=masks[4])
     scores = scorer.scores_
     exact = scores[scores["family"] == "planted"]
     assert np.allclose(exact["iou_2"], 1.0)
@@ -579,7 +580,9 @@ def test_region_facets_compare_region_and_facet_explanations() -> None:
     region = (bits[:, 0] & ~bits[:, 1])[None]
     index, value = consensus_bits(region[0], bits)
     assert index.tolist() == [0, 1] and value.tolist() == [True, False]
-    facets = RegionFacets(max_length=2).fit(region, bits, concepts)
+    facets = RegionFacets(explainer=CompositionalExplainer(max_length=2, beam_size=5, verbose=0)).fit(
+        region, bits, concepts
+    )
     row = facets.results_.iloc[0]
     assert row["n_consensus"] == 2 and row["n_consensus_on"] == 1
     assert row["polytope_iou"] == pytest.approx(1.0)
@@ -610,7 +613,7 @@ def test_window_ratio_and_density_summary() -> None:
 def test_analyze_command_on_a_saved_sequential(tmp_path, monkeypatch, capsys) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("sklearn")
-    from logiclens.polytope.cli import register_command
+    from logiclens.cli.polytope import register as register_command
 
     (tmp_path / "tiny_polytope_model.py").write_text(
         "import torch\nfrom torch import nn\n\n"
@@ -643,22 +646,23 @@ def test_analyze_command_on_a_saved_sequential(tmp_path, monkeypatch, capsys) ->
 def test_register_command_adds_the_polytope_subcommands(tmp_path) -> None:
     for module in ("torch", "sklearn", "matplotlib"):
         pytest.importorskip(module)
-    from logiclens.polytope.cli import register_command
+    from logiclens.cli.polytope import register as register_command
 
     parser = argparse.ArgumentParser(prog="logiclens")
     register_command(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["polytope", "study", "--out", str(tmp_path), "--quick", "--models", "mlp,cnn"])
-    assert args.quick and args.models == "mlp,cnn" and callable(args.handler)
+    with pytest.raises(SystemExit):  # the study is an example script now, not a command
+        parser.parse_args(["polytope", "study", "--out", str(tmp_path)])
     args = parser.parse_args(["polytope", "demo", "--out", str(tmp_path / "demo.png")])
     assert args.handler(args) == 0
     assert (tmp_path / "demo.png").exists()
 
 
 @pytest.mark.slow
-def test_the_study_runs_end_to_end_on_the_mlp(tmp_path) -> None:
+def test_the_study_runs_end_to_end_on_the_mlp(tmp_path, monkeypatch) -> None:
     for module in ("torch", "sklearn", "matplotlib"):
         pytest.importorskip(module)
-    from logiclens.polytope.study.run import StudySettings, run_study
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples"))
+    from polytope_lens.run import StudySettings, run_study
 
     settings = StudySettings(quick=True, models=("mlp",), cache_dir=str(tmp_path / "cache"))
     settings.n_pairs, settings.n_same_pairs, settings.n_scaling, settings.n_complexity = 8, 4, 10, 10

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from logiclens import ConceptSet
-from logiclens.probes import stamps as stamps_module
-from logiclens.probes.colors import COLOR_NAMES, COLOR_PROTOTYPES, color_labels
-from logiclens.probes.shapes import (
+from logiclens.vision.probes import stamps as stamps_module
+from logiclens.vision.probes.colors import COLOR_NAMES, COLOR_PROTOTYPES, color_labels
+from logiclens.vision.probes.shapes import (
     PART_NAMES,
     SCENE_NAMES,
     SHAPE_NAMES,
@@ -20,7 +20,7 @@ from logiclens.probes.shapes import (
     centre_pixels,
     draw_shape,
 )
-from logiclens.probes.stamps import StampsProbe, find_stamps_root, mask_is_informative, stamps_available
+from logiclens.vision.probes.stamps import StampsProbe, find_stamps_root, mask_is_informative, stamps_available
 
 Image = pytest.importorskip("PIL.Image", reason="the stamps probe reads PNG files with Pillow")
 

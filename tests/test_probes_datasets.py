@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from logiclens import ConceptSet
-from logiclens.probes.base import ProbeDataset
-from logiclens.probes.broden import BrodenProbe
-from logiclens.probes.segmentation import SegmentationFolderProbe, read_label_map, write_label_map
+from logiclens.vision.probes.base import ProbeDataset
+from logiclens.vision.probes.broden import BrodenProbe
+from logiclens.vision.probes.segmentation import SegmentationFolderProbe, read_label_map, write_label_map
 
 Image = pytest.importorskip("PIL.Image", reason="the dataset loaders read images with Pillow")
 

@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from logiclens.dissect import DissectionSettings, count_unit_masks, dissect
-from logiclens.formula import parse
-from logiclens.report import ProbeUnavailableError, ReportError, build_report, probe_from_config, register_command
+from logiclens import CompositionalExplainer
+from logiclens.cli.report import register as register_command
+from logiclens.core.formula import parse
+from logiclens.report import ProbeUnavailableError, ReportError, build_report, probe_from_config
 from logiclens.report.examples import example_masks, top_examples
 from logiclens.report.render import environment, formula_tokens
 from logiclens.testing import PlantedProbe, planted_model
+from logiclens.vision.dissect import DissectionSettings, count_unit_masks, dissect
 
 pytest.importorskip("jinja2")
 pytest.importorskip("matplotlib")
@@ -44,7 +46,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("report") / "run"
     settings = DissectionSettings(
         layers=["relu"], threshold_mode="fixed", fixed_threshold=0.0, batch_size=8,
-        search={"max_length": 3, "beam_size": 10}, n_null=2,
+        explainer=CompositionalExplainer(max_length=3, beam_size=10, n_null=2),
     )  # fmt: skip
     dissect(planted_model(), HostileProbe(), folder, settings, verbose=0)
     return folder
@@ -143,7 +145,7 @@ def test_report_without_the_probe_has_no_images(run: Path, tmp_path: Path) -> No
 def test_units_never_active_get_cards_without_images(tmp_path: Path) -> None:
     settings = DissectionSettings(
         layers=["relu"], threshold_mode="fixed", fixed_threshold=1.2, batch_size=8,
-        search={"max_length": 3, "beam_size": 10}, holdout=0.0, n_null=0,
+        explainer=CompositionalExplainer(max_length=3, beam_size=10, holdout=0.0, n_null=0),
     )  # fmt: skip
     results = dissect(planted_model(), PlantedProbe(), tmp_path / "run", settings, verbose=0)
     assert (results.status == "empty").sum() == 3  # only "b AND c" reaches 1.2
@@ -271,7 +273,7 @@ def test_report_command(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_probe_from_config() -> None:
-    from logiclens.probes.shapes import ShapesProbe
+    from logiclens.vision.probes.shapes import ShapesProbe
 
     shapes = ShapesProbe(n_images=3, image_size=32, mask_size=16)
     stored = json.loads(json.dumps({"probe": shapes.config()}))

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logiclens.concepts import ConceptSet
-from logiclens.formula import And, Concept, Formula, Neighbors, Not, Or, parse, positive_leaves
-from logiclens.io import InputFileError
-from logiclens.report.run_data import load_run
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.formula import And, Concept, Formula, Neighbors, Not, Or, parse, positive_leaves
+from logiclens.core.io import InputFileError
 from logiclens.report.text_cards import _token_level, text_layer_cards, top_text_examples
+from logiclens.runs.reading import load_run
+from logiclens.runs.texts import TextRecord, TextSegment, formula_words, load_records, save_records
 from logiclens.text import SentenceFeatures, SentencePairFeatures, TokenFeatures
-from logiclens.text.records import TextRecord, TextSegment, formula_words, load_records, save_records
 from logiclens.text.tokenize import AnnotatedText
 
 pytest.importorskip("jinja2")
@@ -324,7 +324,7 @@ def test_long_token_texts_are_shown_around_their_most_active_token() -> None:
 
 
 def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from logiclens.report import register_command
+    from logiclens.cli.report import register as register_command
 
     out = _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1", "--no-report")
     assert not (out / "report").exists()
@@ -345,7 +345,7 @@ def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_bad_inputs_of_a_text_run(tmp_path: Path) -> None:
-    from logiclens.io import atomic_savez
+    from logiclens.core.io import atomic_savez
     from logiclens.report import ReportError, build_report
 
     acts = PAIR_ACTS.copy()

@@ -577,7 +577,7 @@ def test_train_save_load_and_record_the_lstm_model(tmp_path: Path):
 
 
 def _run_cli(argv: list[str]) -> int:
-    from logiclens.text.cli import register_command
+    from logiclens.cli.text import register as register_command
 
     parser = argparse.ArgumentParser(prog="logiclens")
     register_command(parser.add_subparsers(dest="command", required=True))

@@ -6,8 +6,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from logiclens import CompositionalExplainer, ConceptSet
-from logiclens.testing import planted_problem
-from logiclens.validation import (
+from logiclens.explain.statistics import (
     benjamini_hochberg,
     choose_length,
     empirical_p_value,
@@ -15,6 +14,7 @@ from logiclens.validation import (
     kfold_examples,
     split_examples,
 )
+from logiclens.testing import planted_problem
 
 
 # ---------------------------------------------------------------------------- splits

@@ -1,24 +1,53 @@
-"""logiclens: explain what the units of a neural network detect, with logical formulas over concepts."""
+"""logiclens: explain what the units of a neural network detect, with logical formulas over concepts.
 
-from logiclens.concepts import ConceptSet
-from logiclens.explainer import AtomicExplainer, CompositionalExplainer
-from logiclens.formula import And, Concept, Formula, FormulaSyntaxError, Neighbors, Not, Or, canonical, parse
-from logiclens.masks import UnitMasks
+The package is a pipeline, one sub-package per stage (see the README's "Layout"):
+:mod:`.core` (formulas, concept sets, unit masks, the search) -> :mod:`.explain` (the
+estimators and their validation) -> :mod:`.runs` (run directories) -> :mod:`.vision`,
+:mod:`.text`, :mod:`.polytope` (the pipelines) -> :mod:`.report` -> :mod:`.cli`. The names
+below load on first use, so that ``import logiclens`` is cheap.
+"""
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = [
-    "And",
-    "AtomicExplainer",
-    "CompositionalExplainer",
-    "Concept",
-    "ConceptSet",
-    "Formula",
-    "FormulaSyntaxError",
-    "Neighbors",
-    "Not",
-    "Or",
-    "UnitMasks",
-    "canonical",
-    "parse",
-]
+import importlib
+from typing import Any
+
+from logiclens._version import __version__
+
+_LAZY = {
+    "Formula": "logiclens.core.formula",
+    "Concept": "logiclens.core.formula",
+    "Neighbors": "logiclens.core.formula",
+    "And": "logiclens.core.formula",
+    "Or": "logiclens.core.formula",
+    "Not": "logiclens.core.formula",
+    "FormulaSyntaxError": "logiclens.core.formula",
+    "parse": "logiclens.core.formula",
+    "canonical": "logiclens.core.formula",
+    "ConceptSet": "logiclens.core.concepts",
+    "UnitMasks": "logiclens.core.masks",
+    "CompositionalExplainer": "logiclens.explain.compositional",
+    "AtomicExplainer": "logiclens.explain.compositional",
+    "ActiveUnitsExplainer": "logiclens.explain.active",
+    "clone": "logiclens.explain.base",
+    "check_is_fitted": "logiclens.explain.base",
+    "NotFittedError": "logiclens.explain.base",
+    "dissect": "logiclens.vision.dissect",
+    "DissectionSettings": "logiclens.vision.dissect",
+    "explain_text": "logiclens.text.pipeline",
+    "TextSettings": "logiclens.text.pipeline",
+    "analyze_network": "logiclens.polytope.analysis",
+    "build_report": "logiclens.report.build",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'logiclens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

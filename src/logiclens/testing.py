@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from logiclens.concepts import ConceptSet
-from logiclens.formula import parse
-from logiclens.probes.base import ProbeDataset
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.formula import parse
+from logiclens.vision.probes.base import ProbeDataset
 
 __all__ = ["PLANTED_UNIT_FORMULAS", "PlantedProbe", "PlantedProblem", "planted_model", "planted_problem"]
 
@@ -117,7 +117,7 @@ def planted_model():  # type: ignore[no-untyped-def]
     import torch
     from torch import nn
 
-    from logiclens.models.base import ModelAdapter
+    from logiclens.vision.models.base import ModelAdapter
 
     conv = nn.Conv2d(3, 4, kernel_size=1)
     with torch.no_grad():

@@ -13,6 +13,7 @@ monosemanticity) never import torch; :func:`from_torch` and :mod:`.recording` do
 from typing import Any
 
 from logiclens.polytope.activations import Activation
+from logiclens.polytope.analysis import NetworkAnalysis, NetworkAnalysisSettings, analyze_network
 from logiclens.polytope.baselines import activation_clusters, direction_units, neuron_units, random_subsets
 from logiclens.polytope.codes import PolytopeCodes, hard_code, pack_bits, soft_code, unpack_bits
 from logiclens.polytope.complexity import LocalComplexity, boundary_distances
@@ -27,7 +28,7 @@ from logiclens.polytope.distances import (
 from logiclens.polytope.facets import RegionFacets, consensus_bits
 from logiclens.polytope.monosemanticity import MonosemanticityScorer, label_purity
 from logiclens.polytope.network import DenseAffine, Layer, PiecewiseLinearNetwork
-from logiclens.polytope.paths import lerp_path, make_path, slerp_path
+from logiclens.polytope.paths import lerp_path, make_path, pick_pairs, slerp_path
 from logiclens.polytope.planar import PlanarRegion, planar_regions
 from logiclens.polytope.regions import CodeClusters, ExactPolytopes, KMedoids
 from logiclens.polytope.scaling import ScalingExperiment
@@ -52,6 +53,8 @@ __all__ = [
     "Layer",
     "LocalComplexity",
     "MonosemanticityScorer",
+    "NetworkAnalysis",
+    "NetworkAnalysisSettings",
     "PiecewiseLinearNetwork",
     "PlanarRegion",
     "PolytopeCodes",
@@ -60,6 +63,7 @@ __all__ = [
     "Traversal",
     "UnitFamily",
     "activation_clusters",
+    "analyze_network",
     "boundary_distances",
     "code_distances",
     "consensus_bits",
@@ -74,6 +78,7 @@ __all__ = [
     "make_path",
     "neuron_units",
     "pack_bits",
+    "pick_pairs",
     "planar_regions",
     "random_subsets",
     "sampled_code_changes",

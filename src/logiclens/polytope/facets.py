@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from logiclens.concepts import ConceptSet
-from logiclens.explainer import CompositionalExplainer
+from logiclens.core.concepts import ConceptSet
+from logiclens.explain.base import BaseEstimator, clone
+from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.polytope.units import UnitFamily
 
 __all__ = ["RegionFacets", "consensus_bits", "iou"]
@@ -72,7 +73,7 @@ def _conjunction(masks: list[NDArray[np.bool_]], n: int) -> NDArray[np.bool_]:
     return out
 
 
-class RegionFacets:
+class RegionFacets(BaseEstimator):
     """Explain regions directly and through their consensus facets.
 
     Parameters
@@ -80,12 +81,10 @@ class RegionFacets:
     consensus : float, default 1.0
         A bit is a consensus bit of a region when at least this fraction of its members
         share its value (1.0: all of them).
-    max_length : int, default 3
-    beam_size : int, default 5
-    operators : sequence of str, default ("or", "and", "and_not")
+    explainer : CompositionalExplainer, optional
+        The search (default ``CompositionalExplainer(beam_size=5, verbose=0)``).
     top_facets : int, default 3
         Consensus bits used by the ``*_top`` columns.
-    n_jobs : int, default 1
 
     Attributes
     ----------
@@ -103,28 +102,16 @@ class RegionFacets:
     def __init__(
         self,
         consensus: float = 1.0,
-        max_length: int = 3,
-        beam_size: int = 5,
-        operators: Sequence[str] = ("or", "and", "and_not"),
+        explainer: CompositionalExplainer | None = None,
         top_facets: int = 3,
-        n_jobs: int = 1,
     ) -> None:
         self.consensus = consensus
-        self.max_length = max_length
-        self.beam_size = beam_size
-        self.operators = operators
+        self.explainer = explainer
         self.top_facets = top_facets
-        self.n_jobs = n_jobs
 
     def _explain(self, masks: NDArray[np.bool_], concepts: ConceptSet) -> CompositionalExplainer:
-        explainer = CompositionalExplainer(
-            max_length=self.max_length,
-            beam_size=self.beam_size,
-            operators=tuple(self.operators),
-            n_jobs=self.n_jobs,
-            verbose=0,
-        )
-        return explainer.fit(masks, concepts)
+        explainer = self.explainer if self.explainer is not None else CompositionalExplainer(beam_size=5, verbose=0)
+        return clone(explainer).fit(masks, concepts)
 
     def fit(
         self,

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from logiclens.concepts import ConceptSet
-from logiclens.explainer import CompositionalExplainer
+from logiclens.core.concepts import ConceptSet
+from logiclens.explain.base import BaseEstimator, clone
+from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.polytope.baselines import random_subsets
 from logiclens.polytope.units import UnitFamily
 
@@ -55,15 +56,14 @@ def label_purity(masks: ArrayLike, labels: ArrayLike) -> NDArray[np.float64]:
         return np.where(sizes > 0, counts.max(axis=1) / sizes, np.nan)
 
 
-class MonosemanticityScorer:
+class MonosemanticityScorer(BaseEstimator):
     """Score unit families by the IoU of their best formula, with size-matched comparisons.
 
     Parameters
     ----------
-    max_length : int, default 3
-        Longest formula (scores are reported for every length 1 .. max_length).
-    beam_size : int, default 5
-    operators : sequence of str, default ("or", "and", "and_not")
+    explainer : CompositionalExplainer, optional
+        The search (default ``CompositionalExplainer(beam_size=5, verbose=0)``); scores are
+        reported for every length 1 .. its ``max_length``.
     size_bins : array of int, optional
         Increasing bin edges of unit size; :func:`default_size_bins` when omitted.
     null_sizes : int, default 12
@@ -72,7 +72,6 @@ class MonosemanticityScorer:
         Random subsets per null size.
     min_size : int, default 1
         Units with fewer members are left out (and reported as such in ``summary_``).
-    n_jobs : int, default 1
     random_state : int, default 0
 
     Attributes
@@ -91,38 +90,31 @@ class MonosemanticityScorer:
 
     def __init__(
         self,
-        max_length: int = 3,
-        beam_size: int = 5,
-        operators: Sequence[str] = ("or", "and", "and_not"),
+        explainer: CompositionalExplainer | None = None,
         size_bins: ArrayLike | None = None,
         null_sizes: int = 12,
         null_repeats: int = 4,
         min_size: int = 1,
-        n_jobs: int = 1,
         random_state: int = 0,
     ) -> None:
-        self.max_length = max_length
-        self.beam_size = beam_size
-        self.operators = operators
+        self.explainer = explainer
         self.size_bins = size_bins
         self.null_sizes = null_sizes
         self.null_repeats = null_repeats
         self.min_size = min_size
-        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def _explainer(self) -> CompositionalExplainer:
-        return CompositionalExplainer(
-            max_length=self.max_length,
-            beam_size=self.beam_size,
-            operators=tuple(self.operators),
-            n_jobs=self.n_jobs,
-            verbose=0,
-        )
+        explainer = self.explainer if self.explainer is not None else CompositionalExplainer(beam_size=5, verbose=0)
+        return clone(explainer)
+
+    @property
+    def _max_length(self) -> int:
+        return self._explainer().beam_settings().max_length
 
     def _search(self, masks: NDArray[np.bool_], concepts: ConceptSet) -> pd.DataFrame:
         """Best formula and best IoU at each length <= l for every mask."""
-        lengths = range(1, self.max_length + 1)
+        lengths = range(1, self._max_length + 1)
         if not len(masks):
             empty = pd.DataFrame(
                 {name: pd.Series(dtype=np.float64) for name in ["iou", *(f"iou_{n}" for n in lengths)]}
@@ -168,7 +160,7 @@ class MonosemanticityScorer:
             all_sizes.extend(kept.sizes.tolist())
         scores = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
         self.null_ = self._null(np.asarray(all_sizes), concepts)
-        lengths = [f"iou_{k}" for k in range(1, self.max_length + 1)]
+        lengths = [f"iou_{k}" for k in range(1, self._max_length + 1)]
         if len(scores):
             log_sizes = np.log(self.null_["size"].to_numpy(dtype=np.float64))
             scores["null_iou"] = np.interp(
@@ -186,7 +178,7 @@ class MonosemanticityScorer:
 
     def _null(self, sizes: NDArray[np.int64], concepts: ConceptSet) -> pd.DataFrame:
         n = concepts.n_positions
-        lengths = [f"iou_{k}" for k in range(1, self.max_length + 1)]
+        lengths = [f"iou_{k}" for k in range(1, self._max_length + 1)]
         if not len(sizes):
             return pd.DataFrame(columns=["size", *lengths])
         low, high = max(1, int(sizes.min())), min(n, int(sizes.max()))
@@ -203,7 +195,7 @@ class MonosemanticityScorer:
         grouped = scores.groupby(["family", "_bin", "size_bin"], sort=True)
         frame = grouped.agg(
             units=("unit", "size"),
-            median_iou=(f"iou_{self.max_length}", "median"),
+            median_iou=(f"iou_{self._max_length}", "median"),
             median_null=("null_iou", "median"),
             median_excess=("excess", "median"),
         ).reset_index()
@@ -215,7 +207,7 @@ class MonosemanticityScorer:
             row = family.summary()
             part = scores[scores["family"] == family.name] if len(scores) else scores
             row["scored_units"] = len(part)
-            for k in range(1, self.max_length + 1):
+            for k in range(1, self._max_length + 1):
                 row[f"median_iou_{k}"] = float(part[f"iou_{k}"].median()) if len(part) else np.nan
             row["median_excess"] = float(part["excess"].median()) if len(part) else np.nan
             row["above_chance"] = float((part["excess"] > 0).mean()) if len(part) else np.nan

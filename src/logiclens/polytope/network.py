@@ -137,7 +137,7 @@ class Layer:
         The layer's name (the activation module's name for torch models).
     preactivation_module : str or None
         Name of the torch module whose output is this layer's pre-activation (what
-        :class:`logiclens.activations.hooks.LayerRecorder` records); None for user-built layers.
+        :class:`logiclens.hooks.LayerRecorder` records); None for user-built layers.
     shape : tuple of int or None
         Shape of the layer's output before flattening (``(C, H, W)`` for convolutions).
     """

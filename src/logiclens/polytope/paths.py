@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["PATH_KINDS", "lerp_path", "make_path", "slerp_path"]
+__all__ = ["PATH_KINDS", "lerp_path", "make_path", "pick_pairs", "slerp_path"]
 
 Array = NDArray[np.float64]
 PATH_KINDS = ("lerp", "slerp")
@@ -70,3 +70,23 @@ def make_path(kind: str, x0: ArrayLike, x1: ArrayLike, center: ArrayLike | None 
     if kind == "slerp":
         return slerp_path(x0, x1, center, n_chords)
     raise ValueError(f"path kind must be one of {PATH_KINDS}, got {kind!r}")
+
+
+def pick_pairs(
+    labels: ArrayLike, n_pairs: int, same: bool = False, seed: int = 0, candidates: ArrayLike | None = None
+) -> NDArray[np.int64]:
+    """Random pairs (i, j) of indices with different (or, with ``same``, equal) labels: int64 (n, 2)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    pool = np.arange(len(labels)) if candidates is None else np.asarray(candidates)
+    pairs: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+    attempts = 0
+    while len(pairs) < n_pairs and attempts < 100 * n_pairs:
+        attempts += 1
+        i, j = (int(v) for v in rng.choice(pool, 2, replace=False))
+        if (labels[i] == labels[j]) != same or (i, j) in seen:
+            continue
+        seen.add((i, j))
+        pairs.append((i, j))
+    return np.asarray(pairs, np.int64).reshape(-1, 2)

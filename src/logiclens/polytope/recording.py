@@ -3,7 +3,7 @@
 The pre-activation of an activation module is the output of the module that feeds it (a
 ``Linear``, a ``Conv2d``, or the ``BatchNorm`` after it). :func:`find_preactivation_layers`
 finds those modules by tracing one forward pass; :func:`record_preactivations` records them
-with :class:`logiclens.activations.hooks.LayerRecorder`, exactly as ``logiclens dissect``
+with :class:`logiclens.hooks.LayerRecorder`, exactly as ``logiclens dissect``
 records layer outputs.
 
 Convolutional outputs ``(n, C, H, W)`` become rows in one of three ways (``position``):
@@ -25,7 +25,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from logiclens.activations.hooks import LayerRecorder
+from logiclens.hooks import LayerRecorder
 from logiclens.polytope.torch_adapter import activation_of
 
 __all__ = ["find_preactivation_layers", "record_preactivations", "select_positions"]

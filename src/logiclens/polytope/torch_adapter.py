@@ -157,7 +157,7 @@ def from_torch(
     -------
     PiecewiseLinearNetwork
         Each layer records ``preactivation_module``: the module whose output is the
-        pre-activation, to record with :class:`~logiclens.activations.hooks.LayerRecorder`.
+        pre-activation, to record with :class:`~logiclens.hooks.LayerRecorder`.
 
     Raises
     ------

@@ -7,8 +7,7 @@ probing images, or texts with the formula's words marked), the plots and images 
 its stylesheet and script, and ``report.json`` with everything the page shows. Nothing is
 loaded from the network.
 
-:func:`build_report` builds one from Python; :func:`register_command` adds the
-``report`` command to an ``argparse`` command line. Importing this package is cheap: the
+:func:`build_report` builds one from Python. Importing this package is cheap: the
 builder and its dependencies (jinja2, matplotlib, Pillow) load on first use.
 """
 
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from logiclens.report.cli import register_command, run_command
 from logiclens.report.errors import ProbeUnavailableError, ReportError
 
 __all__ = [
@@ -24,11 +22,9 @@ __all__ = [
     "ReportError",
     "build_report",
     "probe_from_config",
-    "register_command",
-    "run_command",
 ]
 
-_LAZY = {"build_report": "logiclens.report.build", "probe_from_config": "logiclens.report.probe"}
+_LAZY = {"build_report": "logiclens.report.build", "probe_from_config": "logiclens.vision.probes.registry"}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from logiclens.probes.base import ProbeDataset
 from logiclens.report.cards import UnitCard, plain
 from logiclens.report.collect import bare_cards, layer_cards
 from logiclens.report.draw import COLORS
 from logiclens.report.errors import ProbeUnavailableError, ReportError
 from logiclens.report.output import MARKER, publish, staging_folder
 from logiclens.report.page import page_context
-from logiclens.report.probe import check_probe, probe_from_config
-from logiclens.report.run_data import LayerData, RunData, load_run
 from logiclens.report.summary import (
     DETECTOR_IOU,
     by_category,
@@ -31,9 +28,12 @@ from logiclens.report.summary import (
     iou_per_category,
     layer_summary,
 )
+from logiclens.runs.reading import LayerData, RunData, RunError, load_run
+from logiclens.vision.probes.base import ProbeDataset
+from logiclens.vision.probes.registry import check_probe, probe_from_config
 
 if TYPE_CHECKING:
-    from logiclens.text.records import TextRecord
+    from logiclens.runs.texts import TextRecord
 
 __all__ = ["build_report"]
 
@@ -74,8 +74,8 @@ def _open_probe(run: RunData, probe: ProbeDataset | None, top_examples: int) -> 
 
 def _open_texts(run: RunData, top_examples: int) -> tuple[list[TextRecord] | None, str]:
     """The probing texts of a text run, or None and the reason the report shows none."""
-    from logiclens.io import InputFileError
-    from logiclens.text.records import load_records
+    from logiclens.core.io import InputFileError
+    from logiclens.runs.texts import load_records
 
     if top_examples == 0:
         return None, "examples were turned off (--top-examples 0)"
@@ -145,7 +145,7 @@ def build_report(
     Parameters
     ----------
     run_dir : str or Path
-        A run directory written by :func:`logiclens.dissect.dissect` or
+        A run directory written by :func:`logiclens.vision.dissect.dissect` or
         :func:`logiclens.text.run.save_text_run`.
     probe : ProbeDataset, optional
         The probe the run was recorded on; by default reopened from ``config.json`` (see
@@ -179,7 +179,10 @@ def build_report(
         raise ReportError(f"top_examples must be >= 0, got {top_examples}")
     _check_dependencies()
     started = time.monotonic()
-    run = load_run(run_dir)
+    try:
+        run = load_run(run_dir)
+    except RunError as error:
+        raise ReportError(str(error)) from None
     if layers is not None:
         run = _select_layers(run, layers)
     target = Path(out) if out is not None else run.path / "report"
@@ -229,7 +232,7 @@ def _build_layers(
     verbose: int,
 ) -> list[dict[str, Any]]:
     """Cards, examples, overlays and plots of every layer; returns the layers' report.json records."""
-    from logiclens.concepts import ConceptSet
+    from logiclens.core.concepts import ConceptSet
     from logiclens.report.images import write_probe_images
     from logiclens.report.text_cards import text_layer_cards
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from logiclens.concepts import ConceptSet
-from logiclens.formula import Formula, FormulaSyntaxError, parse
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.formula import Formula, FormulaSyntaxError, parse
 from logiclens.report.cards import ImageExample, UnitCard, plain
 from logiclens.report.draw import save_overlays
 from logiclens.report.errors import ReportError
 from logiclens.report.examples import example_masks, image_statistics, top_examples
 from logiclens.report.parallel import run_tasks
-from logiclens.report.run_data import LayerData
+from logiclens.runs.reading import LayerData
 
 __all__ = ["bare_cards", "heldout_flags", "image_path", "layer_cards", "overlay_path", "stored_formula"]
 

@@ -15,7 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from logiclens.activations.upsample import BilinearUpsampler
+from logiclens.core.batching import batch_slices
+from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.upsample import BilinearUpsampler
 
 __all__ = ["ExampleMasks", "example_masks", "image_statistics", "top_examples"]
 
@@ -39,10 +41,10 @@ def image_statistics(
     n_images, n_units = activations.shape[:2]
     maxima = np.empty((n_images, n_units), np.float32)
     means = np.empty((n_images, n_units), np.float32)
-    starts = range(0, n_images, batch_size)
-    for start in tqdm(starts, desc="top images", unit="batch", disable=None if verbose else True):
-        part = slice(start, min(start + batch_size, n_images))
-        maps = np.asarray(activations[part], dtype=np.float32).reshape(part.stop - start, n_units, -1)
+    for part in tqdm(
+        batch_slices(n_images, batch_size), desc="top images", unit="batch", disable=None if verbose else True
+    ):
+        maps = np.asarray(activations[part], dtype=np.float32).reshape(part.stop - part.start, n_units, -1)
         maxima[part] = maps.max(axis=2)
         means[part] = maps.mean(axis=2)
     return maxima, means
@@ -76,10 +78,7 @@ def top_examples(
     n_images, n_units = maxima.shape
     if k <= 0 or n_images == 0:
         return np.full((n_units, max(k, 0)), -1, np.int64)
-    limit = np.asarray(thresholds).astype(maxima.dtype)[None, :]
-    eligible = maxima > limit
-    if ties_broken is not None:
-        eligible |= (maxima == limit) & np.asarray(ties_broken, bool)[None, :]
+    eligible = can_be_active(maxima, thresholds, ties_broken)
     score = np.where(eligible, maxima, -np.inf)
     keep = min(k, n_images)
     if keep < n_images:  # candidates: the k largest maxima plus every image tied with the k-th
@@ -112,29 +111,6 @@ class ExampleMasks:
     unit: NDArray[np.bool_]
     formula: NDArray[np.bool_]
     iou: NDArray[np.float64]
-
-
-def _active(
-    upsampler: BilinearUpsampler,
-    maps: NDArray[np.float32],
-    thresholds: NDArray[np.float32],
-    units: NDArray[np.intp],
-    images: NDArray[np.intp],
-    cuts: NDArray[np.float64] | None,
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """(map index, flat pixel) of the active pixels, with the run's tie-breaking rule."""
-    if cuts is None or not (cuts[units] >= 0).any():
-        return upsampler.above(maps, thresholds)
-    from logiclens.activations.ties import tie_keys
-
-    lower = np.nextafter(thresholds, np.float32(-np.inf))
-    index, row, col, values = upsampler.blocks(maps, lower)
-    pixel = row * upsampler.out_size[1] + col
-    keep = values > thresholds[index]
-    tied = np.flatnonzero((values == thresholds[index]) & (cuts[units[index]] >= 0))
-    keys = tie_keys(units[index[tied]], images[index[tied]], pixel[tied])
-    keep[tied] = keys <= cuts[units[index[tied]]]
-    return index[keep], pixel[keep]
 
 
 def example_masks(
@@ -173,7 +149,7 @@ def example_masks(
     maps[order] = np.asarray(activations[images[order], units[order]], dtype=np.float32)
     limits = np.asarray(thresholds, np.float32)[units]
     cuts = None if tie_cuts is None else np.asarray(tie_cuts, np.float64)
-    index, pixel = _active(upsampler, maps, limits, units, images, cuts)
+    index, pixel = active_pixels(upsampler, maps, limits, units, images, cuts)
     unit_masks = np.zeros((n, height * width), bool)
     unit_masks[index, pixel] = True
     unit_masks = unit_masks.reshape(n, height, width)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from logiclens.probes.base import ProbeDataset
 from logiclens.report.collect import image_path
 from logiclens.report.draw import save_probe_image
 from logiclens.report.parallel import run_tasks
+from logiclens.vision.probes.base import ProbeDataset
 
 __all__ = ["write_probe_images"]
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from logiclens.report.cards import plain
+from logiclens.runs.summary import DETECTOR_IOU, summarize
 
 __all__ = [
     "DETECTOR_IOU",
@@ -19,8 +20,6 @@ __all__ = [
     "layer_summary",
 ]
 
-#: NetDissect's line above which a unit counts as a detector of its label
-DETECTOR_IOU = 0.04
 NO_CATEGORY = "(none)"
 
 
@@ -30,7 +29,7 @@ def _mean(values: pd.Series) -> float | None:
 
 
 def layer_summary(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> dict[str, Any]:
-    """Counts and means over a layer's units.
+    """A layer's row of :func:`logiclens.runs.summarize`, as ``report.json`` stores it (missing values dropped).
 
     Parameters
     ----------
@@ -38,30 +37,11 @@ def layer_summary(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> 
         The layer's rows of ``results.csv``.
     detector_iou : float
         A unit is *explained* when its formula's IoU is above this.
-
-    Returns
-    -------
-    dict
-        ``units``, ``with_formula``, ``explained`` (IoU > ``detector_iou``),
-        ``explained_fraction``, ``mean_iou``, ``median_iou``, ``mean_atomic_iou`` and, where
-        the run has them, ``mean_heldout_iou`` and ``significant``.
     """
-    iou = pd.to_numeric(results["iou"], errors="coerce")
-    explained = int((iou > detector_iou).sum())
-    summary: dict[str, Any] = {
-        "units": len(results),
-        "with_formula": int((results["formula"] != "").sum()),
-        "explained": explained,
-        "explained_fraction": explained / len(results) if len(results) else None,
-        "mean_iou": _mean(iou),
-        "median_iou": float(iou.median()) if iou.notna().any() else None,
-        "mean_atomic_iou": _mean(results["best_atomic_iou"]) if "best_atomic_iou" in results else None,
-    }
-    if "heldout_iou" in results and results["heldout_iou"].notna().any():
-        summary["mean_heldout_iou"] = _mean(results["heldout_iou"])
-    if "significant" in results and results["significant"].notna().any():
-        summary["significant"] = int(results["significant"].map(lambda flag: flag is True).sum())
-    return plain(summary)
+    if not len(results):
+        return {"units": 0, "with_formula": 0, "explained": 0}
+    row = summarize(results.assign(layer=""), detector_iou).iloc[0]
+    return plain({key: value for key, value in row.items() if pd.notna(value)})
 
 
 def by_length(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ An example is a pair, a sentence, or (for token-level runs) a sentence whose tok
 positions. Examples rank by the unit's activation on them (its largest over the tokens for
 token-level runs; equal values by the mean, then by index), among those where the unit is
 active (activation > threshold, compared in float64 as :func:`~logiclens.text.threshold_units`
-does). Words are marked as :func:`~logiclens.text.records.formula_words` says; for token-level
+does). Words are marked as :func:`~logiclens.runs.texts.formula_words` says; for token-level
 runs, the tokens where the formula holds and where the unit is active are marked from the
 masks themselves, and each example gets its token-level IoU.
 """
@@ -16,13 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from logiclens.concepts import ConceptSet
+from logiclens.core.concepts import ConceptSet
 from logiclens.report.cards import ShownSegment, TextExample, UnitCard
 from logiclens.report.collect import bare_cards, heldout_flags, stored_formula
 from logiclens.report.errors import ReportError
 from logiclens.report.examples import top_examples
-from logiclens.report.run_data import LayerData
-from logiclens.text.records import TextRecord, formula_concepts
+from logiclens.runs.reading import LayerData
+from logiclens.runs.texts import TextRecord, formula_concepts
 
 __all__ = ["TOKEN_WINDOW", "text_layer_cards", "top_text_examples"]
 

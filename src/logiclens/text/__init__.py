@@ -4,7 +4,7 @@ Concepts (:class:`SentencePairFeatures`, :class:`SentenceFeatures`, :class:`Toke
 ``NEIGHBORS`` from word vectors (:class:`WordEmbeddings`), unit masks and the minimum-activity
 rule (:func:`threshold_units`, :class:`ActiveUnitsExplainer`), the accuracy-versus-IoU
 analysis (:mod:`logiclens.text.analysis`), run directories the HTML report reads
-(:func:`save_text_run`, :mod:`logiclens.text.records`), and, with torch, the paper's NLI model
+(:func:`save_text_run`, :mod:`logiclens.runs.texts`), and, with torch, the paper's NLI model
 (:mod:`logiclens.text.nli_model`, :mod:`logiclens.text.lstm`) and transformer recording
 (:mod:`logiclens.text.encoders`, :mod:`logiclens.text.transformer`). This module imports
 neither torch nor spaCy; the torch-based names below load on first use.
@@ -15,16 +15,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from logiclens.explain.active import ActiveUnitsExplainer, threshold_units, unit_thresholds
+from logiclens.runs.texts import TextRecord, TextSegment, formula_words
 from logiclens.text.analysis import accuracy_when_active, correlation_by_length, iou_accuracy_correlation
 from logiclens.text.data import LABELS, read_pairs, read_sentences
 from logiclens.text.embeddings import WordEmbeddings
 from logiclens.text.features import SentenceFeatures, SentencePairFeatures
 from logiclens.text.overlap import word_iou
-from logiclens.text.records import TextRecord, TextSegment, formula_words
+from logiclens.text.pipeline import TextConceptSettings, TextExplanation, TextSettings, explain_text
 from logiclens.text.run import save_text_run
 from logiclens.text.tokenize import AnnotatedText, SimpleAnnotator, SpacyAnnotator, simple_tokenize
 from logiclens.text.tokens import TokenFeatures
-from logiclens.text.units import ActiveUnitsExplainer, threshold_units, unit_thresholds
 
 _LAZY = {
     "MLPHead": "logiclens.text.nli_model",
@@ -47,12 +48,16 @@ __all__ = [
     "SentencePairFeatures",
     "SimpleAnnotator",
     "SpacyAnnotator",
+    "TextConceptSettings",
+    "TextExplanation",
     "TextRecord",
+    "TextSettings",
     "TextSegment",
     "TokenFeatures",
     "WordEmbeddings",
     "accuracy_when_active",
     "correlation_by_length",
+    "explain_text",
     "formula_words",
     "iou_accuracy_correlation",
     "read_pairs",

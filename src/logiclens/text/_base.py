@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from logiclens._params import ParamsMixin
-from logiclens.concepts import ConceptSet
+from logiclens.core.concepts import ConceptSet
+from logiclens.explain.base import BaseEstimator
 from logiclens.text.embeddings import WordEmbeddings
 from logiclens.text.tokenize import AnnotatedText, Annotator, get_annotator
 from logiclens.text.vocabulary import most_common_words, word_forms
@@ -17,7 +17,7 @@ from logiclens.text.vocabulary import most_common_words, word_forms
 NEIGHBOR_SPACES = ("embeddings", "vocabulary")
 
 
-class WordProbe(ParamsMixin):
+class WordProbe(BaseEstimator):
     """Base of the text probes: parameters, annotation and the fitted vocabulary.
 
     Parameters

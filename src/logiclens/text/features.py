@@ -17,11 +17,11 @@ from typing import Any
 
 import pandas as pd
 
-from logiclens.concepts import ConceptSet
+from logiclens.core.concepts import ConceptSet
+from logiclens.runs.texts import TextRecord, TextSegment
 from logiclens.text._base import WordProbe, concept_set
 from logiclens.text.embeddings import WordEmbeddings
 from logiclens.text.overlap import DEFAULT_THRESHOLDS, overlap_flags, overlap_name, word_iou
-from logiclens.text.records import TextRecord, TextSegment
 from logiclens.text.tokenize import AnnotatedText, Annotator
 from logiclens.text.vocabulary import is_word
 

@@ -1,6 +1,6 @@
 """Record a layer of a text model over many examples, batch by batch.
 
-Uses :class:`logiclens.activations.hooks.LayerRecorder`, as the vision pipeline does: any
+Uses :class:`logiclens.hooks.LayerRecorder`, as the vision pipeline does: any
 module named by ``model.named_modules()`` (``head.mlp.relu2``, ``encoder.layer.3.intermediate``)
 can be recorded. Outputs of shape (B, ..., U) keep one row per example and one column per
 unit when they are 2-D; per-token outputs are handled by
@@ -16,7 +16,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from logiclens.activations.hooks import LayerRecorder
+from logiclens.hooks import LayerRecorder
 
 __all__ = ["record_layer"]
 

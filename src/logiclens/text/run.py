@@ -1,6 +1,6 @@
 """Write a text explanation as a run directory that ``logiclens report`` reads.
 
-The layout follows the vision dissection's (:mod:`logiclens.dissect`), so the same report
+The layout follows the vision dissection's (:mod:`logiclens.runs.layout`), so the same report
 code reads both:
 
 ``results.csv``
@@ -13,7 +13,7 @@ code reads both:
     The concept set (:meth:`~logiclens.ConceptSet.save`).
 ``texts.jsonl``
     The probing examples' tokens and the concepts each token witnesses
-    (:mod:`logiclens.text.records`).
+    (:mod:`logiclens.runs.texts`).
 ``split.npz``
     The ``search`` and ``heldout`` examples, where the explainer held some out.
 ``config.json``, ``environment.json``
@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from logiclens.concepts import ConceptSet
-from logiclens.explainer import CompositionalExplainer
-from logiclens.io import atomic_savez, atomic_write_text
-from logiclens.run import RunDirectory, environment
-from logiclens.text.records import TextRecord, save_records
-from logiclens.text.units import ActiveUnitsExplainer
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.io import atomic_savez, atomic_write_text
+from logiclens.explain.active import ActiveUnitsExplainer
+from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.runs.directory import RunDirectory, environment
+from logiclens.runs.layout import layer_file_name
+from logiclens.runs.texts import TextRecord, save_records
 
 __all__ = ["LEVELS", "save_text_run"]
 
@@ -76,7 +77,7 @@ def save_text_run(
     activations : array (positions, units)
     thresholds : array (units,)
         Each unit is active where its activation is greater than its threshold (see
-        :func:`~logiclens.text.units.unit_thresholds`).
+        :func:`~logiclens.explain.active.unit_thresholds`).
     concepts : ConceptSet
     records : sequence of TextRecord
         The probing examples, covering the positions in order (e.g.
@@ -93,8 +94,6 @@ def save_text_run(
     Path
         The run directory.
     """
-    from logiclens.dissect import layer_file_name
-
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     acts = _activation_array(activations)
@@ -129,11 +128,12 @@ def save_text_run(
     atomic_write_text(run / "top_formulas.csv", explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
     atomic_write_text(run / f"best_by_length_{file_name}.csv", explainer.best_by_length_.to_csv())
     search = explainer.explainer if explainer.explainer is not None else CompositionalExplainer()
+    explainer_config = {"class": type(search).__name__, **search.get_params(deep=False)}
     config = {
         "model": dict(model or {}),
         "probe": {**dict(probe or {}), "kind": "text", "level": level, "n_examples": len(records)},
         "n_concepts": concepts.n_concepts,
-        "settings": {**dict(settings or {}), "search": search.get_params(), "min_active": explainer.min_active_},
+        "settings": {**dict(settings or {}), "explainer": explainer_config, "min_active": explainer.min_active_},
     }
     run.write_json("config.json", config)
     run.write_json("environment.json", environment())

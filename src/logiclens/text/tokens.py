@@ -17,10 +17,10 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from logiclens.concepts import ConceptSet
+from logiclens.core.concepts import ConceptSet
+from logiclens.runs.texts import TextRecord
 from logiclens.text._base import concept_set
 from logiclens.text.features import SentenceFeatures
-from logiclens.text.records import TextRecord
 from logiclens.text.tokenize import AnnotatedText
 
 __all__ = ["TokenFeatures"]

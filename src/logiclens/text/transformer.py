@@ -2,7 +2,7 @@
 
 The words of each annotated sentence go to a Hugging Face fast tokenizer as pre-split words
 (``is_split_into_words=True``); the layer is recorded with
-:class:`~logiclens.activations.hooks.LayerRecorder` (for BERT-style models the FFN units of
+:class:`~logiclens.hooks.LayerRecorder` (for BERT-style models the FFN units of
 block i are ``encoder.layer.i.intermediate``, already after the GELU), and the word pieces of
 each word are pooled, so that row j of the result is the j-th token position of
 :class:`~logiclens.text.tokens.TokenFeatures`. Words cut off by the model's maximum length
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from logiclens.activations.hooks import LayerRecorder
+from logiclens.hooks import LayerRecorder
 from logiclens.text.embeddings import minilm_path
 from logiclens.text.tokenize import AnnotatedText
 

@@ -1,0 +1,117 @@
+"""``logiclens dissect``: explain every unit of an image model's layers on a probing set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from logiclens.cli.options import (
+    add_search_options,
+    add_validation_options,
+    explainer_from_args,
+    print_table,
+    wide_tables,
+)
+
+__all__ = ["register"]
+
+
+def register(commands: Any) -> None:
+    """Add the ``dissect`` command."""
+    dissect = commands.add_parser(
+        "dissect",
+        help="explain every unit of an image model's layers on a probing set",
+        description="Record a layer's activations on a probing set, threshold each unit at its top "
+        "quantile, and search the formula over the probe's concepts that best matches each unit. "
+        "Rerunning with the same options resumes an interrupted run and reuses finished stages.",
+    )
+    dissect.add_argument("--model", default="efficientnet-lite0", help="efficientnet-lite0 (default), "
+                         "resnet18-places365 (with --weights), or module:factory")  # fmt: skip
+    dissect.add_argument("--weights", help="weights file for resnet18-places365 or module:factory")
+    dissect.add_argument("--layer", action="append", help="layer to dissect (repeatable; default: the model's)")
+    dissect.add_argument("--probe", default="default", help="default (stamps, else shapes), stamps, shapes, "
+                         "broden:PATH or segmentation:PATH")  # fmt: skip
+    dissect.add_argument("--images", type=int, help="number of probe images (generated probes: 2000)")
+    dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
+    dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
+    dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes, the split and the null")
+    dissect.add_argument("--quantile", type=float, default=0.005, help="top fraction q per unit (default 0.005)")
+    dissect.add_argument("--threshold-mode", choices=("layer", "upsampled"), default="layer",
+                         help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
+                         "(the paper's definition)")  # fmt: skip
+    dissect.add_argument("--threshold", type=float, help="fixed threshold instead of a quantile (e.g. 0)")
+    add_validation_options(dissect, "images", holdout=0.2, null=20)
+    dissect.add_argument(
+        "--random-init-control",
+        action="store_true",
+        help="also dissect a randomly initialised copy, into OUT/random_init",
+    )
+    dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
+    dissect.add_argument("--batch-size", type=int, default=32)
+    dissect.add_argument("--device", default="cpu", help="cpu or cuda")
+    dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
+    dissect.add_argument("--show", type=int, default=15, help="best units to print (default 15)")
+    add_search_options(dissect)
+    dissect.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from logiclens.runs.summary import summarize
+    from logiclens.vision.dissect import DissectionSettings, dissect, random_init_copy
+    from logiclens.vision.models import load_model
+    from logiclens.vision.probes.registry import open_probe
+
+    model = load_model(args.model, weights=args.weights)
+    layers = args.layer or model.default_layers
+    probe = open_probe(
+        args.probe,
+        n_images=args.images,
+        seed=args.seed,
+        image_size=model.input_size[0],
+        categories=args.categories.split(",") if args.categories else None,
+        sources=args.sources.split(",") if args.sources else None,
+    )
+    settings = DissectionSettings(
+        layers=list(layers),
+        explainer=explainer_from_args(args, seed=args.seed),
+        top_fraction=args.quantile,
+        threshold_mode="fixed" if args.threshold is not None else args.threshold_mode,
+        fixed_threshold=0.0 if args.threshold is None else args.threshold,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(
+        f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
+        f"{probe.config().get('kind', args.probe)} probe ({len(probe.concept_names)} concepts) into {args.out}",
+        file=sys.stderr,
+    )
+    verbose = 0 if args.quiet else 1
+    results = dissect(model, probe, args.out, settings, verbose=verbose)
+    columns = ["layer", "unit", "formula", "iou", "heldout_iou", "significant", "best_atomic", "best_atomic_iou"]
+    with wide_tables():
+        print(summarize(results).to_string(float_format=lambda x: f"{x:.4f}"))
+    print_table(results.sort_values("iou", ascending=False).head(args.show), columns)
+    if args.random_init_control:
+        control_out = Path(args.out) / "random_init"
+        print(f"control: the same dissection of a randomly initialised copy, into {control_out}", file=sys.stderr)
+        control = dissect(random_init_copy(model), probe, control_out, settings, verbose=verbose)
+        with wide_tables():
+            print("randomly initialised copy:")
+            print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
+    if not args.no_report:
+        _write_report(args.out, probe, args.n_jobs, verbose)
+    print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
+    return 0
+
+
+def _write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> None:
+    from logiclens.report import build_report
+
+    try:
+        folder = build_report(out, probe=probe, n_jobs=n_jobs, verbose=verbose)
+    except ImportError as error:  # jinja2/matplotlib missing: the dissection itself succeeded
+        print(f"logiclens: no HTML report ({error})", file=sys.stderr)
+        return
+    print(f"report: {folder / 'index.html'}", file=sys.stderr)

@@ -1,0 +1,121 @@
+"""Options and output helpers shared by the ``logiclens`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CommandError",
+    "add_search_options",
+    "add_validation_options",
+    "count",
+    "explainer_from_args",
+    "print_table",
+    "wide_tables",
+    "write_outputs",
+]
+
+
+class CommandError(Exception):
+    """An error to report on one line, with exit status 2."""
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (``argparse`` type)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """Add the explainer's search options (``--length``, ``--beam``, ... ``--n-jobs``, ``--quiet``)."""
+    from logiclens.core.search.beam import BEAM_MODES, OPERATORS
+    from logiclens.core.search.metrics import METRICS
+
+    group = parser.add_argument_group("search")
+    group.add_argument("--length", "-L", type=int, default=3, help="maximum formula length (default 3)")
+    group.add_argument("--beam", "-B", type=int, default=10, help="beam size (default 10)")
+    group.add_argument(
+        "--operators",
+        default="or,and,and_not",
+        help=f"comma-separated, from {','.join(OPERATORS)} (default or,and,and_not)",
+    )
+    group.add_argument(
+        "--beam-mode",
+        choices=BEAM_MODES,
+        default="reference",
+        help="reference: old beam competes with new formulas (authors' code, default); paper: keep only new formulas",
+    )
+    group.add_argument("--metric", choices=tuple(METRICS), default="iou", help="what to maximise (default iou)")
+    group.add_argument("--penalty", type=float, default=0.0, help="complexity penalty in [0, 1) (default 0)")
+    group.add_argument("--min-support", type=int, default=1, help="ignore concepts with fewer positions")
+    group.add_argument(
+        "--max-expansion", type=int, default=None, help="extend formulas only with the unit's top-N primitives"
+    )
+    group.add_argument("--top-k", type=int, default=1, help="formulas to keep per unit (default 1)")
+    group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores)")
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def add_validation_options(parser: argparse.ArgumentParser, examples: str, holdout: float, null: int) -> None:
+    """Add ``--holdout``, ``--null`` and ``--alpha`` (see ``docs/validation.md``) to a command."""
+    group = parser.add_argument_group("validation")
+    held = f"fraction of {examples} held out of the search (default {holdout:g}; 0: none)"
+    group.add_argument("--holdout", type=float, default=holdout, help=held)
+    group.add_argument("--null", type=int, default=null, help=f"permutations of the null (default {null}; 0: none)")
+    group.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate of `significant` (default 0.05)")
+
+
+def explainer_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
+    """The :class:`~logiclens.CompositionalExplainer` the search and validation options describe."""
+    from logiclens.explain.compositional import CompositionalExplainer
+
+    validation = {}
+    if hasattr(args, "holdout"):
+        validation = {"holdout": args.holdout, "n_null": args.null, "alpha": args.alpha}
+    return CompositionalExplainer(
+        max_length=args.length,
+        beam_size=args.beam,
+        operators=tuple(op.strip() for op in args.operators.split(",") if op.strip()),
+        beam_mode=args.beam_mode,
+        metric=args.metric,
+        complexity_penalty=args.penalty,
+        min_support=args.min_support,
+        max_expansion_concepts=args.max_expansion,
+        top_k=args.top_k,
+        random_state=seed,
+        n_jobs=args.n_jobs,
+        verbose=0 if args.quiet else 1,
+        **validation,
+    )
+
+
+def wide_tables() -> Any:
+    """A pandas option context that prints whole tables."""
+    import pandas as pd
+
+    return pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 200)
+
+
+def print_table(frame: Any, columns: Sequence[str], file: Any = None) -> None:
+    """Print the columns of ``frame`` that it has, four decimals, no index."""
+    with wide_tables():
+        shown = frame[[c for c in columns if c in frame]]
+        print(shown.to_string(index=False, float_format=lambda x: f"{x:.4f}"), file=file or sys.stdout)
+
+
+def write_outputs(explainer: Any, out: Path | None, top_out: Path | None) -> None:
+    """Write a fitted explainer's results (``--out``) and top formulas (``--top-out``) as CSV."""
+    from logiclens.core.io import atomic_write_text
+
+    if out is not None:
+        atomic_write_text(out, explainer.explanations_.to_csv(index=False))
+        print(f"wrote {out}", file=sys.stderr)
+    if top_out is not None:
+        atomic_write_text(top_out, explainer.top_formulas_.to_csv(index=False))
+        print(f"wrote {top_out}", file=sys.stderr)

@@ -1,0 +1,9 @@
+"""The search core: exact beam search on signature counts, the metrics it optimises, and the parallel driver."""
+
+from logiclens.core.search.beam import OPERATORS, BeamSettings, Candidate, PrimitiveTable, UnitResult, search_unit
+from logiclens.core.search.metrics import METRICS
+from logiclens.core.search.run import search_all
+
+__all__ = [
+    "METRICS", "OPERATORS", "BeamSettings", "Candidate", "PrimitiveTable", "UnitResult", "search_all", "search_unit",
+]  # fmt: skip

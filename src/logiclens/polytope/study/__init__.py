@@ -1,5 +1,0 @@
-"""The polytope-lens study: digits MLP and CNN, EfficientNet-Lite0 on the shapes probe.
-
-:func:`logiclens.polytope.study.run.run_study` runs everything and writes tables, figures and
-``summary.md``; ``logiclens polytope study`` and ``examples/polytope_study.py`` call it.
-"""

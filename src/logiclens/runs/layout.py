@@ -1,0 +1,80 @@
+"""The names of a run directory's files: the one place that knows where each stage writes.
+
+=================================  ================================================
+``config.json``                    the model, the probe and the settings, once each
+``environment.json``               versions of Python and the libraries
+``manifest.json``                  each stage's fingerprint and state
+``record/<layer>.npy``             activations (images, units, h, w) or (positions, units)
+``record/signatures.npy``          signature of every annotation pixel (images, H, W)
+``concepts.npz``                   the concept set
+``split.npz``                      search and held-out examples (and the null's variants)
+``thresholds_<layer>.npz``         per-unit thresholds and tie-breaking cuts
+``units_<layer>.npz``              unit masks in count form, one block per variant
+``results_<layer>.csv``            one row per unit of the layer
+``top_formulas_<layer>.csv``       the top formulas per unit
+``best_by_length_<layer>.csv``     the best score per unit and exact formula length
+``results.csv``                    every layer's rows: written last, when the run is complete
+``texts.jsonl``                    text runs: the probing texts and their concepts per token
+=================================  ================================================
+
+``<layer>`` is :func:`layer_file_name` of the layer's name.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "CONCEPTS",
+    "CONFIG",
+    "ENVIRONMENT",
+    "RESULTS",
+    "SIGNATURES",
+    "SPLIT",
+    "TEXTS",
+    "best_by_length_file",
+    "layer_file_name",
+    "record_file",
+    "results_file",
+    "thresholds_file",
+    "top_formulas_file",
+    "units_file",
+]
+
+CONFIG = "config.json"
+ENVIRONMENT = "environment.json"
+RESULTS = "results.csv"
+CONCEPTS = "concepts.npz"
+SPLIT = "split.npz"
+TEXTS = "texts.jsonl"
+SIGNATURES = "record/signatures.npy"
+
+
+def layer_file_name(layer: str) -> str:
+    """A file-system-safe name for a layer (``layer4.1.relu#1`` -> ``layer4.1.relu_1``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", layer)
+
+
+def record_file(layer: str) -> str:
+    """The layer's recorded activations."""
+    return f"record/{layer_file_name(layer)}.npy"
+
+
+def thresholds_file(layer: str) -> str:
+    return f"thresholds_{layer_file_name(layer)}.npz"
+
+
+def units_file(layer: str) -> str:
+    return f"units_{layer_file_name(layer)}.npz"
+
+
+def results_file(layer: str) -> str:
+    return f"results_{layer_file_name(layer)}.csv"
+
+
+def top_formulas_file(layer: str) -> str:
+    return f"top_formulas_{layer_file_name(layer)}.csv"
+
+
+def best_by_length_file(layer: str) -> str:
+    return f"best_by_length_{layer_file_name(layer)}.csv"

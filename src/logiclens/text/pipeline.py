@@ -1,0 +1,283 @@
+"""Explaining a text model's units end to end: :func:`explain_text` (what ``logiclens text explain`` runs).
+
+Records of a JSONL file -> the paper's concepts (pairs, sentences or tokens) -> the units'
+activations (recorded from the paper's NLI checkpoint, or given) -> masks (``> threshold``
+or a top quantile) -> the search of every unit active often enough, validated by a held-out
+split and, optionally, a permutation null -> optionally, a run directory that
+``logiclens report`` reads.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from logiclens.core.concepts import ConceptSet
+from logiclens.explain.active import ActiveUnitsExplainer, threshold_units, unit_thresholds
+from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.runs.texts import TextRecord
+
+__all__ = ["TextConceptSettings", "TextExplanation", "TextSettings", "explain_text"]
+
+LEVELS = ("auto", "pair", "sentence", "token")
+
+
+@dataclass
+class TextConceptSettings:
+    """Which concepts a text probe builds (see ``docs/language.md``).
+
+    Parameters
+    ----------
+    tokenizer : str
+        ``"spacy"`` (tags), ``"simple"`` (no tags) or ``"spacy:MODEL"``.
+    vocab_size : int
+        The most common words that become concepts.
+    lemmatize : bool
+        Lemmas instead of words (spaCy).
+    tags : bool
+        Part-of-speech concepts.
+    embeddings : str
+        For NEIGHBORS: ``"none"``, ``"minilm"`` or ``"glove:PATH"``.
+    n_neighbors : int
+    neighbor_space : {"embeddings", "vocabulary"}
+    """
+
+    tokenizer: str = "spacy"
+    vocab_size: int = 2000
+    lemmatize: bool = False
+    tags: bool = True
+    embeddings: str = "none"
+    n_neighbors: int = 5
+    neighbor_space: str = "embeddings"
+
+    def probe(self, level: str) -> Any:
+        """The concept builder of a level (``SentencePairFeatures``, ``SentenceFeatures`` or ``TokenFeatures``)."""
+        from logiclens.text.embeddings import WordEmbeddings
+        from logiclens.text.features import SentenceFeatures, SentencePairFeatures
+        from logiclens.text.tokens import TokenFeatures
+
+        if self.embeddings == "none":
+            embeddings = None
+        elif self.embeddings == "minilm":
+            embeddings = WordEmbeddings.minilm()
+        elif self.embeddings.startswith("glove:"):
+            embeddings = WordEmbeddings.from_glove(self.embeddings.removeprefix("glove:"))
+        else:
+            raise ValueError(f"embeddings must be none, minilm or glove:PATH, got {self.embeddings!r}")
+        kind = {"pair": SentencePairFeatures, "sentence": SentenceFeatures, "token": TokenFeatures}[level]
+        return kind(
+            vocab_size=self.vocab_size, lemmatize=self.lemmatize, annotator=self.tokenizer,
+            tags=None if self.tags else False, embeddings=embeddings, n_neighbors=self.n_neighbors,
+            neighbor_space=self.neighbor_space,
+        )  # fmt: skip
+
+
+@dataclass
+class TextSettings:
+    """What :func:`explain_text` computes, apart from the data and the model.
+
+    Parameters
+    ----------
+    level : {"auto", "pair", "sentence", "token"}
+        What a position is; ``"auto"`` reads pairs or sentences from the records' fields.
+    concepts : TextConceptSettings
+    threshold : float
+        A unit is active where its activation is greater than this.
+    quantile : float, optional
+        Instead of ``threshold``, a per-unit top fraction q.
+    min_active : int or float
+        Units active on fewer positions (a count, or a fraction) are reported ``skipped``.
+    explainer : CompositionalExplainer
+        The search and its validation (``holdout``, ``n_null``, ``alpha``, ``random_state``).
+    limit : int, optional
+        Read at most this many records.
+    """
+
+    level: str = "auto"
+    concepts: TextConceptSettings = field(default_factory=TextConceptSettings)
+    threshold: float = 0.0
+    quantile: float | None = None
+    min_active: int | float = 0.05
+    explainer: CompositionalExplainer = field(default_factory=CompositionalExplainer)
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
+        if not isinstance(self.explainer, CompositionalExplainer):
+            raise TypeError(f"explainer must be a CompositionalExplainer, got {type(self.explainer).__name__}")
+
+
+@dataclass
+class TextExplanation:
+    """The result of :func:`explain_text`.
+
+    Attributes
+    ----------
+    explainer : ActiveUnitsExplainer
+        Fitted: ``explanations_`` (one row per unit; with a model and gold labels also
+        ``accuracy_when_active``), ``top_formulas_``, ``best_by_length_``, ``skipped_``.
+    concepts : ConceptSet
+    activations : ndarray (positions, units)
+    thresholds : ndarray (units,)
+    records : list of TextRecord
+        The probing examples with the concepts each token witnesses.
+    level, layer : str
+    correct : ndarray (positions,) or None
+        1/0 where the model's prediction is right/wrong, NaN without a gold label.
+    """
+
+    explainer: ActiveUnitsExplainer
+    concepts: ConceptSet
+    activations: NDArray[np.floating]
+    thresholds: NDArray[np.float64]
+    records: list[TextRecord]
+    level: str
+    layer: str
+    correct: NDArray[np.float64] | None = None
+
+    def accuracy_correlation(self) -> tuple[float, float, int]:
+        """Pearson r (with p and the number of units) between IoU and accuracy when active (searched units)."""
+        from logiclens.text.analysis import iou_accuracy_correlation
+
+        frame = self.explainer.explanations_
+        if "accuracy_when_active" not in frame:
+            raise ValueError("no accuracy when active: explain a model on records with gold labels")
+        searched = (frame.status == "ok").to_numpy()
+        return iou_accuracy_correlation(
+            frame.iou.to_numpy(float)[searched], frame.accuracy_when_active.to_numpy(float)[searched]
+        )
+
+
+def _activations(path: str | os.PathLike[str], n_positions: int, level: str, tokenizer: str) -> NDArray:
+    activations = np.load(path, allow_pickle=False)
+    if activations.ndim != 2 or activations.shape[0] != n_positions:
+        unit = "tokens" if level == "token" else "records"
+        raise ValueError(
+            f"{path}: activations have shape {activations.shape}; expected ({n_positions}, units): one row per "
+            f"{unit[:-1]} ({n_positions:,} {unit} with tokenizer {tokenizer})"
+        )
+    return activations
+
+
+def _model_activations(
+    checkpoint: str | os.PathLike[str], pairs: Any, layer: str | None
+) -> tuple[NDArray, NDArray[np.float64] | None, str]:
+    """The model's units on the pairs, 1/0 for right/wrong predictions (NaN: no gold label), the layer."""
+    from logiclens.text.checkpoint import load_nli_model
+    from logiclens.text.data import label_ids
+    from logiclens.text.lstm import encode_pairs, tokenize_pairs
+    from logiclens.text.recording import record_layer
+    from logiclens.text.training import predict_logits
+
+    model, index, tokenizer = load_nli_model(checkpoint)
+    inputs = encode_pairs(index, *tokenize_pairs(pairs, tokenizer))
+    layer = layer or model.penultimate
+    activations = record_layer(model, inputs, layer)
+    correct = None
+    if "gold_label" in pairs:
+        gold = label_ids(pairs["gold_label"]).to_numpy()
+        predicted = predict_logits(model, inputs).argmax(-1).numpy()
+        correct = np.where(gold >= 0, (predicted == gold).astype(float), np.nan)
+    return activations, correct, layer
+
+
+def explain_text(
+    data: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str] | None = None,
+    activations: str | os.PathLike[str] | None = None,
+    layer: str | None = None,
+    settings: TextSettings | None = None,
+    out: str | os.PathLike[str] | None = None,
+) -> TextExplanation:
+    """Explain the units of a text model (or of given activations) on the records of a JSONL file.
+
+    Parameters
+    ----------
+    data : path
+        JSONL records: ``premise``/``hypothesis`` pairs (``gold_label`` optional) or ``text``.
+    model : path, optional
+        A checkpoint of ``logiclens text train-nli``: its layer ``layer`` is recorded on the pairs.
+    activations : path, optional
+        Instead of ``model``: an ``.npy`` array, one row per record (or token), one column per unit.
+    layer : str, optional
+        The model's layer (default: the penultimate); with ``activations``, the name the run
+        gives the units (default ``units``).
+    settings : TextSettings, optional
+    out : path, optional
+        Write a run directory here (see :func:`logiclens.text.run.save_text_run`); build
+        its report with :func:`logiclens.report.build_report`.
+
+    Returns
+    -------
+    TextExplanation
+    """
+    from logiclens.text.analysis import accuracy_when_active
+    from logiclens.text.data import is_pair_file, read_jsonl, read_pairs, read_sentences
+
+    settings = settings or TextSettings()
+    if (model is None) == (activations is None):
+        raise ValueError("give a model or activations (one of them)")
+    records = read_jsonl(data, settings.limit)
+    level = settings.level if settings.level != "auto" else ("pair" if is_pair_file(records) else "sentence")
+    if model is not None and level != "pair":
+        raise ValueError("a model explains an NLI model, which needs premise/hypothesis pairs")
+    table = read_pairs(data, settings.limit) if level == "pair" else read_sentences(data, settings.limit)
+    probe = settings.concepts.probe(level)
+    inputs = probe.annotate_pairs(table) if level == "pair" else probe.annotate(list(table["text"]))
+    concepts = probe.fit_transform(inputs)
+    correct = None
+    if model is not None:
+        acts, correct, layer = _model_activations(model, table, layer)
+    else:
+        assert activations is not None
+        acts, layer = (
+            _activations(activations, concepts.n_positions, level, settings.concepts.tokenizer),
+            layer or "units",
+        )
+    thresholds = unit_thresholds(acts, settings.threshold, settings.quantile)
+    masks = threshold_units(acts, thresholds)
+    if level == "token":
+        examples, groups = probe.examples(inputs), None
+    else:  # pairs are split by premise, so that no premise is on both sides
+        examples = np.arange(len(table))
+        groups = [" ".join(premise.words).lower() for premise, _ in inputs] if level == "pair" else None
+    explainer = ActiveUnitsExplainer(settings.explainer, settings.min_active).fit(
+        masks, concepts, None, examples, groups
+    )
+    if correct is not None:
+        labelled = np.isfinite(correct)
+        right = np.nan_to_num(correct, nan=0.0).astype(bool)
+        explainer.explanations_["accuracy_when_active"] = accuracy_when_active(masks[:, labelled], right[labelled])
+    result = TextExplanation(explainer, concepts, acts, thresholds, list(probe.records(inputs)), level, layer, correct)
+    if out is not None:
+        _save(result, out, data, model, activations, settings)
+    return result
+
+
+def _save(
+    result: TextExplanation,
+    out: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    model: str | os.PathLike[str] | None,
+    activations: str | os.PathLike[str] | None,
+    settings: TextSettings,
+) -> Path:
+    from logiclens.text.run import save_text_run
+
+    if model is not None:
+        model_info = {"name": Path(model).name, "checkpoint": str(model)}
+    else:
+        model_info = {"name": Path(str(activations)).name, "activations": str(activations)}
+    probe_info = {"data": str(data), "limit": settings.limit, **asdict(settings.concepts)}
+    run_settings = {"threshold": settings.threshold, "quantile": settings.quantile}
+    return save_text_run(
+        out, result.explainer, result.activations, result.thresholds, result.concepts, result.records,
+        result.level, result.layer, model_info, probe_info, run_settings,
+    )  # fmt: skip

@@ -1,0 +1,67 @@
+"""Where a unit is active: the one rule that the masks, the report's masks and its top images share.
+
+A unit is active at an annotation pixel where its bilinearly upsampled activation, in
+float32, is greater than its threshold; for units whose ties are broken (see
+:mod:`logiclens.vision.activations.ties`), also where it equals the threshold and the
+pixel's tie key is at most the unit's cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from logiclens.vision.activations.ties import tie_keys
+from logiclens.vision.activations.upsample import BilinearUpsampler
+
+__all__ = ["active_pixels", "can_be_active"]
+
+
+def can_be_active(
+    maxima: NDArray[np.floating], thresholds: NDArray[np.floating], ties_broken: NDArray[np.bool_] | None = None
+) -> NDArray[np.bool_]:
+    """Which (image, unit) maps can hold an active pixel, from their maxima (images, units).
+
+    Upsampling never exceeds the input cells it mixes, so a map whose maximum does not
+    reach the threshold has no active pixel. Compared in the maxima's precision.
+    """
+    limit = np.asarray(thresholds).astype(maxima.dtype)[None, :]
+    possible = maxima > limit
+    if ties_broken is not None:
+        possible |= (maxima == limit) & np.asarray(ties_broken, bool)[None, :]
+    return possible
+
+
+def active_pixels(
+    upsampler: BilinearUpsampler,
+    maps: NDArray[np.float32],
+    thresholds: NDArray[np.float32],
+    units: NDArray[np.intp],
+    images: NDArray[np.intp],
+    tie_cuts: NDArray[np.float64] | None = None,
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(map index, flat pixel) of the active pixels of (image, unit) maps.
+
+    Parameters
+    ----------
+    upsampler : BilinearUpsampler
+        From the layer's map size to the annotation size.
+    maps : float32 array (n, h, w)
+        One map per (image, unit) pair.
+    thresholds : float32 array (n,)
+        Each map's unit's threshold.
+    units, images : int arrays (n,)
+        The pairs (for tie keys).
+    tie_cuts : float array (all units,), optional
+        Tie-breaking cuts; a cut < 0 means the unit's ties are not broken.
+    """
+    if tie_cuts is None or not (tie_cuts[units] >= 0).any():
+        return upsampler.above(maps, thresholds)
+    lower = np.nextafter(thresholds, np.float32(-np.inf))
+    index, row, col, values = upsampler.blocks(maps, lower)
+    pixel = row * upsampler.out_size[1] + col
+    keep = values > thresholds[index]
+    tied = np.flatnonzero((values == thresholds[index]) & (tie_cuts[units[index]] >= 0))
+    keys = tie_keys(units[index[tied]], images[index[tied]], pixel[tied])
+    keep[tied] = keys <= tie_cuts[units[index[tied]]]
+    return index[keep], pixel[keep]

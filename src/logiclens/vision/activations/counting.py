@@ -1,0 +1,149 @@
+"""Turn activation maps into unit masks in count form, without storing full-size masks.
+
+Each (image, unit) map is upsampled to the annotation resolution, thresholded, and its
+active pixels are counted per signature of the concept set. Maps whose maximum does not
+exceed the unit's threshold are skipped, and within a map only the blocks of pixels that can
+exceed it are upsampled (upsampling never exceeds the input cells it mixes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+
+from logiclens.core.masks import UnitMasks
+from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.ties import NO_TIES
+from logiclens.vision.activations.upsample import BilinearUpsampler
+
+__all__ = ["UnitCountAccumulator"]
+
+_PAIRS_PER_CHUNK = 4096
+
+
+class UnitCountAccumulator:
+    """Running per-unit, per-signature counts of positions where a unit exceeds its threshold.
+
+    Several *variants* can be counted in one pass: each pairs the batch's activation maps
+    with its own signature maps (the images of a held-out split, or the annotations of other
+    images for a permutation null), sharing the upsampling and thresholding.
+
+    Parameters
+    ----------
+    thresholds : array of float, shape (U,)
+        A unit is active at a pixel where its upsampled activation is ``> threshold``.
+    n_signatures : int
+        Signatures of the concept set the counts refer to.
+    upsampler : BilinearUpsampler
+        From the layer's map size to the annotation size.
+    n_variants : int, default 1
+    tie_cuts : array of float, shape (U,), optional
+        Units with a cut >= 0 are also active where the activation equals the threshold and
+        the pixel's tie key is at most the cut (see :mod:`logiclens.vision.activations.ties`).
+    """
+
+    def __init__(
+        self,
+        thresholds: ArrayLike,
+        n_signatures: int,
+        upsampler: BilinearUpsampler,
+        n_variants: int = 1,
+        tie_cuts: ArrayLike | None = None,
+    ) -> None:
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
+        self.n_units = len(self.thresholds)
+        self.n_signatures = int(n_signatures)
+        self.upsampler = upsampler
+        self.n_variants = int(n_variants)
+        self._counts = [sp.csr_array((self.n_units, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
+        self._pending_size = 0
+        self._seen = np.zeros(self.n_signatures, bool)
+        self._local = np.zeros(self.n_signatures, np.int64)
+
+    def add(
+        self,
+        maps: NDArray[np.floating],
+        signature_ids: NDArray[np.integer] | Sequence[NDArray[np.integer]],
+        first_image: int = 0,
+    ) -> None:
+        """Count one batch.
+
+        Parameters
+        ----------
+        maps : float array, shape (n, U, h, w)
+            Activations of the batch's images at the layer's resolution.
+        signature_ids : int array (n, H, W), or one such array per variant
+            Signature of every annotation pixel to count the maps against; -1 leaves a
+            pixel (or a whole image) out of that variant.
+        first_image : int
+            Index of the batch's first image in the probe (for tie keys).
+        """
+        variants = [signature_ids] if isinstance(signature_ids, np.ndarray) else list(signature_ids)
+        n, n_units = maps.shape[:2]
+        if n_units != self.n_units:
+            raise ValueError(f"maps have {n_units} units, thresholds {self.n_units}")
+        if len(variants) != self.n_variants:
+            raise ValueError(f"{len(variants)} signature maps for {self.n_variants} variants")
+        for ids in variants:
+            if ids.shape != (n, *self.upsampler.out_size):
+                raise ValueError(f"signature ids must have shape {(n, *self.upsampler.out_size)}, got {ids.shape}")
+        maxima = maps.reshape(n, n_units, -1).max(axis=2)
+        if not np.isfinite(maxima).all():
+            raise ValueError("activations contain NaN or infinite values")
+        images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
+        flat = [ids.reshape(n, -1) for ids in variants]
+        for start in range(0, len(images), _PAIRS_PER_CHUNK):
+            image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
+            pair, pixel = active_pixels(
+                self.upsampler, maps[image_chunk, unit_chunk], self.thresholds[unit_chunk], unit_chunk,
+                image_chunk + first_image, self.tie_cuts,
+            )  # fmt: skip
+            active_images, active_units = image_chunk[pair], unit_chunk[pair]
+            for variant, ids in enumerate(flat):
+                signatures = ids[active_images, pixel]
+                keep = signatures >= 0
+                self._tally(variant, active_units[keep], signatures[keep])
+        if self._pending_size > 5_000_000:
+            self._compact()
+
+    def _tally(self, variant: int, units: NDArray[np.intp], signatures: NDArray[np.integer]) -> None:
+        """Add one count per (unit, signature) pair."""
+        if len(units) == 0:
+            return
+        self._seen[signatures] = True
+        present = np.flatnonzero(self._seen)
+        self._seen[present] = False
+        self._local[present] = np.arange(len(present))
+        keys = units.astype(np.int64) * len(present) + self._local[signatures]
+        if self.n_units * len(present) <= 4 * len(keys) + 65536:
+            per_key = np.bincount(keys, minlength=self.n_units * len(present))
+            keys = np.flatnonzero(per_key)
+            counts = per_key[keys]
+        else:
+            keys, counts = np.unique(keys, return_counts=True)
+        unit_index, local_index = np.divmod(keys, len(present))
+        self._pending[variant].append((unit_index, present[local_index], counts))
+        self._pending_size += len(keys)
+
+    def _compact(self) -> None:
+        for variant, pending in enumerate(self._pending):
+            if pending:
+                rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
+                shape = (self.n_units, self.n_signatures)
+                self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
+        self._pending = [[] for _ in range(self.n_variants)]
+        self._pending_size = 0
+
+    def counts(self, variant: int = 0) -> sp.csr_array:
+        """The (U, S) count matrix of a variant so far."""
+        self._compact()
+        return self._counts[variant]
+
+    def unit_masks(self, names: Sequence[str] | None = None, variant: int = 0) -> UnitMasks:
+        """The accumulated counts of a variant as :class:`UnitMasks`."""
+        return UnitMasks(self.counts(variant), names)

@@ -1,0 +1,71 @@
+"""Vision dissection end to end: :func:`dissect` runs the stages of a job in a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.io import atomic_write_text
+from logiclens.runs import layout
+from logiclens.runs.directory import RunDirectory, environment
+from logiclens.vision.dissect.masks import masks_stage
+from logiclens.vision.dissect.record import record_stage
+from logiclens.vision.dissect.search import search_stage
+from logiclens.vision.dissect.settings import DissectionSettings
+from logiclens.vision.dissect.split import split_stage
+from logiclens.vision.dissect.thresholds import thresholds_stage
+from logiclens.vision.probes.base import ProbeDataset
+
+__all__ = ["dissect"]
+
+
+def dissect(
+    model: Any,
+    probe: ProbeDataset,
+    out: str | Path,
+    settings: DissectionSettings,
+    verbose: int = 1,
+) -> pd.DataFrame:
+    """Explain every unit of the requested layers; resumable.
+
+    Parameters
+    ----------
+    model : logiclens.vision.models.ModelAdapter
+        A model with ``module``, ``preprocess`` and ``config()``.
+    probe : ProbeDataset
+    out : path
+        Run directory. Rerunning with the same inputs reuses finished stages and resumes
+        an interrupted recording.
+    settings : DissectionSettings
+        The layers, thresholds and the explainer (search, held-out part, null, ``n_jobs``).
+    verbose : int
+        0 is silent; 1 shows progress bars on a terminal.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (layer, unit), also written to ``out/results.csv``.
+    """
+    run = RunDirectory(out)
+    config = {
+        "model": model.config(),
+        "probe": probe.config(),
+        "n_concepts": len(probe.concept_names),
+        "settings": settings.to_config(),
+    }
+    run.write_json(layout.CONFIG, config)
+    run.write_json(layout.ENVIRONMENT, environment())
+    record_key = record_stage(run, model, probe, settings, verbose)
+    concepts = ConceptSet.load(run / layout.CONCEPTS)
+    split = split_stage(run, record_key, probe, settings)
+    frames = []
+    for layer in settings.layers:
+        thresholds_key, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, verbose)
+        masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, verbose)
+        frames.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, verbose))
+    results = pd.concat(frames, ignore_index=True)
+    atomic_write_text(run / layout.RESULTS, results.to_csv(index=False))
+    return results

@@ -1,0 +1,123 @@
+"""The masks stage: every unit's active pixels counted per signature, for every variant at once.
+
+Each (image, unit) map is upsampled to the annotation size, thresholded with ``>`` and
+counted per signature; maps whose maximum cannot reach the threshold are skipped. The
+search part, the held-out part and each permutation of the null are variants of one pass.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from logiclens.core.batching import batch_slices
+from logiclens.core.concepts import ConceptSet
+from logiclens.core.fingerprint import fingerprint
+from logiclens.core.io import atomic_savez, read_npz
+from logiclens.core.masks import UnitMasks
+from logiclens.runs import layout
+from logiclens.runs.directory import RunDirectory
+from logiclens.vision.activations.counting import UnitCountAccumulator
+from logiclens.vision.activations.upsample import BilinearUpsampler
+from logiclens.vision.dissect.split import Split
+
+__all__ = ["count_unit_masks", "load_variants", "masks_stage", "save_variants"]
+
+
+def count_unit_masks(
+    activations: np.ndarray,
+    signatures: np.ndarray,
+    thresholds: np.ndarray,
+    n_signatures: int,
+    variants: list[np.ndarray] | None = None,
+    tie_cuts: np.ndarray | None = None,
+    batch_size: int = 64,
+    verbose: int = 0,
+) -> list[UnitMasks]:
+    """Upsample, threshold and count every unit's active pixels per signature.
+
+    Parameters
+    ----------
+    activations : (images, units, h, w) array
+    signatures : (images, H, W) int array
+    thresholds : (units,) array
+    n_signatures : int
+    variants : list of int arrays (images,), optional
+        For each variant, the image whose annotations each image's activations are counted
+        against (-1: left out). Default: one variant, every image against itself.
+    tie_cuts : (units,) array, optional
+        Tie-breaking cuts (see :mod:`logiclens.vision.activations.ties`).
+
+    Returns
+    -------
+    list of UnitMasks, one per variant
+    """
+    n_images, n_units, h, w = activations.shape
+    variants = variants or [np.arange(n_images)]
+    upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
+    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, len(variants), tie_cuts)
+    batches = batch_slices(n_images, batch_size)
+    for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
+        own = np.asarray(signatures[part])
+        maps_per_variant = []
+        for sources in variants:
+            batch_sources = sources[part]
+            if np.array_equal(batch_sources, np.arange(part.start, part.stop)):
+                maps_per_variant.append(own)
+                continue
+            ids = np.full_like(own, -1)
+            used = batch_sources >= 0
+            if used.any():
+                order = np.argsort(batch_sources[used])
+                read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
+                ids[np.flatnonzero(used)[order]] = read
+            maps_per_variant.append(ids)
+        accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant, part.start)
+    names = [str(u) for u in range(n_units)]
+    return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
+
+
+def save_variants(path: Path, masks: list[UnitMasks]) -> None:
+    stacked = sp.vstack([m.counts for m in masks], format="csr")
+    atomic_savez(
+        path,
+        {"indptr": stacked.indptr, "indices": stacked.indices, "data": stacked.data,
+         "n_variants": np.array(len(masks)), "n_signatures": np.array(stacked.shape[1])},
+    )  # fmt: skip
+
+
+def load_variants(path: Path) -> list[UnitMasks]:
+    data = read_npz(path)
+    n_variants, n_signatures = int(data["n_variants"]), int(data["n_signatures"])
+    n_rows = len(data["indptr"]) - 1
+    stacked = sp.csr_array((data["data"], data["indices"], data["indptr"]), shape=(n_rows, n_signatures))
+    per = n_rows // n_variants
+    names = [str(u) for u in range(per)]
+    return [UnitMasks(stacked[v * per : (v + 1) * per], names) for v in range(n_variants)]
+
+
+def masks_stage(
+    run: RunDirectory,
+    layer: str,
+    thresholds_key: str,
+    thresholds: np.ndarray,
+    cuts: np.ndarray,
+    concepts: ConceptSet,
+    split: Split,
+    verbose: int,
+) -> tuple[str, list[UnitMasks]]:
+    key = fingerprint("masks", thresholds_key, split.key)
+    path = run / layout.units_file(layer)
+    if run.is_done(f"masks:{layer}", key):
+        return key, load_variants(path)
+    activations = np.load(run / layout.record_file(layer), mmap_mode="r")
+    signatures = np.load(run / layout.SIGNATURES, mmap_mode="r")
+    masks = count_unit_masks(
+        activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose
+    )
+    save_variants(path, masks)
+    run.update(f"masks:{layer}", key, done=True, variants=len(masks))
+    return key, masks
