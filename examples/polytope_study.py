@@ -17,7 +17,7 @@ It writes tables (CSV), figures (PNG), ``summary.md`` and ``results.json`` to ``
     .venv/bin/python examples/polytope_lens.py                 # the full study, 5-8 min on 2 cores
     .venv/bin/python examples/polytope_lens.py --quick --out /tmp/polytope   # a one-minute smoke run
 
-The same runs as ``logiclens polytope study``.
+The study lives here, not in the package; its modules are in ``examples/polytope_lens/``.
 """
 
 from __future__ import annotations

@@ -160,3 +160,44 @@ def test_best_by_length_and_top_formulas() -> None:
     assert list(top["rank"]) == [1, 2, 3, 4, 5]
     assert top.score.is_monotonic_decreasing
     assert top.formula.nunique() == 5
+
+
+def test_estimators_follow_scikit_learn_conventions() -> None:
+    from logiclens import ActiveUnitsExplainer, NotFittedError, check_is_fitted, clone
+
+    inner = CompositionalExplainer(max_length=2, beam_size=4, verbose=0)
+    outer = ActiveUnitsExplainer(inner, min_active=3)
+    deep = outer.get_params(deep=True)
+    assert deep["explainer"] is inner and deep["explainer__beam_size"] == 4 and deep["min_active"] == 3
+    assert "explainer__beam_size" not in outer.get_params(deep=False)
+    outer.set_params(explainer__beam_size=6, min_active=2)
+    assert inner.beam_size == 6 and outer.min_active == 2
+    with pytest.raises(ValueError, match="invalid parameter"):
+        outer.set_params(explainer__nonsense=1)
+    copy = clone(outer)
+    assert copy.explainer is not inner and copy.explainer.get_params() == inner.get_params()
+    sklearn_base = pytest.importorskip("sklearn.base")
+    copied = sklearn_base.clone(outer)
+    assert isinstance(copied, ActiveUnitsExplainer) and copied.explainer.beam_size == 6
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        check_is_fitted(outer)
+    with pytest.raises(NotFittedError, match="call fit"):
+        CompositionalExplainer().evaluate(
+            np.zeros((1, 4), bool), ConceptSet.from_dense(np.eye(2, 4, dtype=bool), ["a", "b"])
+        )
+    problem = planted_problem(["c0", "c1 OR c2"], n_positions=400, n_concepts=4)
+    outer.fit(problem.unit_masks, problem.concepts)
+    check_is_fitted(outer)
+    assert not hasattr(copy, "explanations_")  # clones are unfitted
+
+
+@pytest.mark.parametrize("estimator", [CompositionalExplainer(verbose=0), AtomicExplainer(top_k=2, verbose=0)])
+def test_fit_never_changes_parameters(estimator) -> None:
+    before = {k: (list(v) if isinstance(v, tuple) else v) for k, v in estimator.get_params().items()}
+    problem = planted_problem(["c0", "c1 AND c2"], n_positions=600, n_concepts=5)
+    estimator.fit(problem.unit_masks, problem.concepts)
+    after = {k: (list(v) if isinstance(v, tuple) else v) for k, v in estimator.get_params().items()}
+    assert after == before
+    assert (estimator.explanations_.length.dropna() <= estimator.beam_settings().max_length).all()
+    if isinstance(estimator, AtomicExplainer):
+        assert estimator.beam_settings().max_length == 1 and "max_length" not in estimator.get_params()
