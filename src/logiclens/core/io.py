@@ -31,12 +31,27 @@ def _atomic_target(path: str | os.PathLike[str], suffix: str) -> tuple[Path, int
     return target, fd, tmp
 
 
+def _apply_umask(path: str) -> None:
+    """Give a temporary file (created 0600) the mode a plainly created file would have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_savez(path: str | os.PathLike[str], arrays: Mapping[str, NDArray]) -> None:
-    """Write ``arrays`` to an ``.npz`` file via a temporary file and a rename."""
+    """Write ``arrays`` to an ``.npz`` file via a temporary file and a rename.
+
+    The archive is byte-for-byte reproducible (fixed entry times, entries in the given
+    order), so that equal arrays give equal files and equal content digests.
+    """
     target, fd, tmp = _atomic_target(path, ".npz")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
+        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+            for name, value in arrays.items():
+                entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(entry, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+        _apply_umask(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -49,6 +64,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        _apply_umask(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -66,6 +66,7 @@ def dissect(
         thresholds_key, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, verbose)
         masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, verbose)
         frames.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, verbose))
-    results = pd.concat(frames, ignore_index=True)
-    atomic_write_text(run / layout.RESULTS, results.to_csv(index=False))
-    return results
+    # the per-layer files as written (a rerun that reuses them must not retype a column)
+    tables = [(run / layout.results_file(layer)).read_text(encoding="utf-8") for layer in settings.layers]
+    atomic_write_text(run / layout.RESULTS, tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:]))
+    return pd.concat(frames, ignore_index=True)

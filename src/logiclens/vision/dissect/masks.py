@@ -109,7 +109,10 @@ def masks_stage(
     split: Split,
     verbose: int,
 ) -> tuple[str, list[UnitMasks]]:
-    key = fingerprint("masks", thresholds_key, split.key)
+    key = fingerprint(
+        "masks", thresholds_key, run.output_digest(f"thresholds:{layer}", layout.thresholds_file(layer)),
+        run.output_digest("record", layout.SIGNATURES), split.key, run.output_digest("split", layout.SPLIT),
+    )  # fmt: skip
     path = run / layout.units_file(layer)
     if run.is_done(f"masks:{layer}", key):
         return key, load_variants(path)
@@ -119,5 +122,5 @@ def masks_stage(
         activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose
     )
     save_variants(path, masks)
-    run.update(f"masks:{layer}", key, done=True, variants=len(masks))
+    run.finish(f"masks:{layer}", key, [layout.units_file(layer)], variants=len(masks))
     return key, masks

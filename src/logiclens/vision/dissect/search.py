@@ -53,7 +53,10 @@ def search_stage(
     verbose: int,
 ) -> pd.DataFrame:
     """Explain every unit of ``layer``; writes ``results_<layer>.csv`` and the top formulas."""
-    key = fingerprint("search", masks_key, result_params(settings.explainer))
+    key = fingerprint(
+        "search", masks_key, run.output_digest(f"masks:{layer}", layout.units_file(layer)),
+        run.output_digest("record", layout.CONCEPTS), result_params(settings.explainer),
+    )  # fmt: skip
     path = run / layout.results_file(layer)
     if run.is_done(f"search:{layer}", key):
         return pd.read_csv(path, dtype={"unit": str})
@@ -68,5 +71,6 @@ def search_stage(
         run / layout.top_formulas_file(layer), explainer.top_formulas_.assign(layer=layer).to_csv(index=False)
     )
     atomic_write_text(run / layout.best_by_length_file(layer), explainer.best_by_length_.to_csv())
-    run.update(f"search:{layer}", key, done=True)
+    files = [layout.results_file(layer), layout.top_formulas_file(layer), layout.best_by_length_file(layer)]
+    run.finish(f"search:{layer}", key, files)
     return frame

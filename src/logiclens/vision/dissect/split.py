@@ -62,7 +62,7 @@ def split_stage(run: RunDirectory, record_key: str, probe: ProbeDataset, setting
     orders = null_permutations(len(search), explainer.n_null, explainer.random_state)
     variants += [variant(search, search[order]) for order in orders]
     atomic_savez(path, {"search": search, "heldout": heldout, "variants": np.array(variants)})
-    run.update("split", key, done=True, n_search=len(search), n_heldout=len(heldout))
+    run.finish("split", key, [layout.SPLIT], n_search=len(search), n_heldout=len(heldout))
     return Split(search, heldout, variants, key)
 
 

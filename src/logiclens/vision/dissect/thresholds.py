@@ -75,8 +75,9 @@ def thresholds_stage(
     verbose: int,
 ) -> tuple[str, np.ndarray, np.ndarray]:
     key = fingerprint(
-        "thresholds", record_key, layer, settings.threshold_mode, settings.top_fraction, settings.fixed_threshold
-    )
+        "thresholds", record_key, run.output_digest("record", layout.record_file(layer)), layer,
+        settings.threshold_mode, settings.top_fraction, settings.fixed_threshold,
+    )  # fmt: skip
     path = run / layout.thresholds_file(layer)
     if run.is_done(f"thresholds:{layer}", key):
         data = read_npz(path)
@@ -94,5 +95,8 @@ def thresholds_stage(
         )
         cuts = tie_cuts(activations, thresholds, above, settings.top_fraction, upsampler)
     atomic_savez(path, {"thresholds": thresholds, "tie_cuts": cuts})
-    run.update(f"thresholds:{layer}", key, done=True, mode=settings.threshold_mode, tied_units=int((cuts >= 0).sum()))
+    run.finish(
+        f"thresholds:{layer}", key, [layout.thresholds_file(layer)], mode=settings.threshold_mode,
+        tied_units=int((cuts >= 0).sum()),
+    )  # fmt: skip
     return key, thresholds, cuts
