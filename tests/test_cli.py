@@ -127,7 +127,7 @@ def test_invalid_option_values_are_reported(tmp_path, problem, capsys) -> None:
     assert main(["search", str(path), "--operators", "or,xor", "-q"]) == 2
     assert "operators" in capsys.readouterr().err
     assert main(["search", str(path), "--penalty", "1.5", "-q"]) == 2
-    assert "complexity_penalty" in capsys.readouterr().err
+    assert "--penalty" in capsys.readouterr().err
 
 
 def test_demo_runs(capsys) -> None:
@@ -151,3 +151,25 @@ def test_examples_enable_heldout_scores_and_the_null(tmp_path, problem, capsys) 
     path = _write_packed(tmp_path / "bad.npz", problem, examples=np.arange(5))
     assert main(["search", str(path), "-q"]) == 2
     assert "'examples' must hold one non-negative integer per position" in capsys.readouterr().err
+
+
+def test_the_command_line_starts_without_heavy_imports() -> None:
+    """--help, --version and every COMMAND --help parse without numpy, pandas, scipy or torch (start-up < 0.5 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from logiclens.cli.app import build_parser\n"
+        "parser = build_parser()\n"
+        "for argv in (['--version'], ['--help'], ['dissect', '--help'], ['text', 'explain', '--help'],\n"
+        "             ['polytope', 'analyze', '--help'], ['search', '--help'], ['report', '--help']):\n"
+        "    try:\n"
+        "        parser.parse_args(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = sorted({'numpy', 'pandas', 'scipy', 'torch', 'sklearn', 'matplotlib'} & set(sys.modules))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in done.stderr

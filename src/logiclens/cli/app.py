@@ -30,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from logiclens.core.io import InputFileError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, --version, or a usage error (already printed, status 2)
+        return int(done.code or 0)
     try:
         return int(args.handler(args))
     except (InputFileError, CommandError, ValueError, FileNotFoundError, ImportError) as error:

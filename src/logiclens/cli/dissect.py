@@ -10,7 +10,11 @@ from typing import Any
 from logiclens.cli.options import (
     add_search_options,
     add_validation_options,
+    count,
     explainer_from_args,
+    finite,
+    open_fraction,
+    positive,
     print_table,
     wide_tables,
 )
@@ -33,15 +37,17 @@ def register(commands: Any) -> None:
     dissect.add_argument("--layer", action="append", help="layer to dissect (repeatable; default: the model's)")
     dissect.add_argument("--probe", default="default", help="default (stamps, else shapes), stamps, shapes, "
                          "broden:PATH or segmentation:PATH")  # fmt: skip
-    dissect.add_argument("--images", type=int, help="number of probe images (generated probes: 2000)")
+    dissect.add_argument("--images", type=positive, help="number of probe images (generated probes: 2000)")
     dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
     dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
     dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes, the split and the null")
-    dissect.add_argument("--quantile", type=float, default=0.005, help="top fraction q per unit (default 0.005)")
+    dissect.add_argument(
+        "--quantile", type=open_fraction, default=0.005, help="top fraction q per unit (default 0.005)"
+    )
     dissect.add_argument("--threshold-mode", choices=("layer", "upsampled"), default="layer",
                          help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
                          "(the paper's definition)")  # fmt: skip
-    dissect.add_argument("--threshold", type=float, help="fixed threshold instead of a quantile (e.g. 0)")
+    dissect.add_argument("--threshold", type=finite, help="fixed threshold instead of a quantile (e.g. 0)")
     add_validation_options(dissect, "images", holdout=0.2, null=20)
     dissect.add_argument(
         "--random-init-control",
@@ -49,10 +55,10 @@ def register(commands: Any) -> None:
         help="also dissect a randomly initialised copy, into OUT/random_init",
     )
     dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
-    dissect.add_argument("--batch-size", type=int, default=32)
+    dissect.add_argument("--batch-size", type=positive, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
-    dissect.add_argument("--show", type=int, default=15, help="best units to print (default 15)")
+    dissect.add_argument("--show", type=count, default=15, help="best units to print (default 15)")
     add_search_options(dissect)
     dissect.set_defaults(handler=run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,13 @@ __all__ = [
     "add_validation_options",
     "count",
     "explainer_from_args",
+    "finite",
+    "holdout_fraction",
+    "open_fraction",
+    "positive",
     "print_table",
+    "validation_given",
+    "validation_values",
     "wide_tables",
     "write_outputs",
 ]
@@ -32,14 +39,45 @@ def count(text: str) -> int:
     return value
 
 
+def positive(text: str) -> int:
+    """A whole number >= 1 (``argparse`` type)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def finite(text: str) -> float:
+    """A finite number (``argparse`` type: no NaN, no infinity)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """A number in (0, 1) (``argparse`` type)."""
+    value = finite(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in (0, 1), got {text}")
+    return value
+
+
+def holdout_fraction(text: str) -> float:
+    """A number in [0, 1) (``argparse`` type)."""
+    value = finite(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
 def add_search_options(parser: argparse.ArgumentParser) -> None:
     """Add the explainer's search options (``--length``, ``--beam``, ... ``--n-jobs``, ``--quiet``)."""
-    from logiclens.core.search.beam import BEAM_MODES, OPERATORS
-    from logiclens.core.search.metrics import METRICS
+    from logiclens.core.search.names import BEAM_MODES, METRIC_NAMES, OPERATORS
 
     group = parser.add_argument_group("search")
-    group.add_argument("--length", "-L", type=int, default=3, help="maximum formula length (default 3)")
-    group.add_argument("--beam", "-B", type=int, default=10, help="beam size (default 10)")
+    group.add_argument("--length", "-L", type=positive, default=3, help="maximum formula length (default 3)")
+    group.add_argument("--beam", "-B", type=positive, default=10, help="beam size (default 10)")
     group.add_argument(
         "--operators",
         default="or,and,and_not",
@@ -51,13 +89,13 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         default="reference",
         help="reference: old beam competes with new formulas (authors' code, default); paper: keep only new formulas",
     )
-    group.add_argument("--metric", choices=tuple(METRICS), default="iou", help="what to maximise (default iou)")
-    group.add_argument("--penalty", type=float, default=0.0, help="complexity penalty in [0, 1) (default 0)")
-    group.add_argument("--min-support", type=int, default=1, help="ignore concepts with fewer positions")
+    group.add_argument("--metric", choices=METRIC_NAMES, default="iou", help="what to maximise (default iou)")
+    group.add_argument("--penalty", type=holdout_fraction, default=0.0, help="complexity penalty in [0, 1) (default 0)")
+    group.add_argument("--min-support", type=positive, default=1, help="ignore concepts with fewer positions")
     group.add_argument(
-        "--max-expansion", type=int, default=None, help="extend formulas only with the unit's top-N primitives"
+        "--max-expansion", type=positive, default=None, help="extend formulas only with the unit's top-N primitives"
     )
-    group.add_argument("--top-k", type=int, default=1, help="formulas to keep per unit (default 1)")
+    group.add_argument("--top-k", type=positive, default=1, help="formulas to keep per unit (default 1)")
     group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores)")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -66,9 +104,22 @@ def add_validation_options(parser: argparse.ArgumentParser, examples: str, holdo
     """Add ``--holdout``, ``--null`` and ``--alpha`` (see ``docs/validation.md``) to a command."""
     group = parser.add_argument_group("validation")
     held = f"fraction of {examples} held out of the search (default {holdout:g}; 0: none)"
-    group.add_argument("--holdout", type=float, default=holdout, help=held)
-    group.add_argument("--null", type=int, default=null, help=f"permutations of the null (default {null}; 0: none)")
-    group.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate of `significant` (default 0.05)")
+    group.add_argument("--holdout", type=holdout_fraction, help=held)
+    group.add_argument("--null", type=count, help=f"permutations of the null (default {null}; 0: none)")
+    group.add_argument("--alpha", type=open_fraction, default=0.05,
+                       help="false-discovery rate of `significant`, in (0, 1) (default 0.05)")  # fmt: skip
+    parser.set_defaults(validation_defaults=(holdout, null))
+
+
+def validation_values(args: argparse.Namespace) -> tuple[float, int]:
+    """``--holdout`` and ``--null`` as given, or the command's defaults."""
+    holdout, null = args.validation_defaults
+    return (holdout if args.holdout is None else args.holdout), (null if args.null is None else args.null)
+
+
+def validation_given(args: argparse.Namespace) -> bool:
+    """Whether ``--holdout`` or ``--null`` was given on the command line."""
+    return args.holdout is not None or args.null is not None
 
 
 def explainer_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
@@ -77,7 +128,8 @@ def explainer_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
 
     validation = {}
     if hasattr(args, "holdout"):
-        validation = {"holdout": args.holdout, "n_null": args.null, "alpha": args.alpha}
+        holdout, null = validation_values(args)
+        validation = {"holdout": holdout, "n_null": null, "alpha": args.alpha}
     return CompositionalExplainer(
         max_length=args.length,
         beam_size=args.beam,

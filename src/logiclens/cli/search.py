@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from logiclens.cli.options import (
+    CommandError,
     add_search_options,
     add_validation_options,
     explainer_from_args,
     print_table,
+    validation_given,
+    validation_values,
     write_outputs,
 )
 
@@ -61,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         concepts = ConceptSet.from_sparse(problem.concepts, problem.concept_names, problem.concept_categories)
+    if problem.examples is None and validation_given(args):
+        raise CommandError(
+            f"{args.problem}: --holdout and --null need an 'examples' array (the example each position belongs to)"
+        )
     explainer = explainer_from_args(args)
-    if problem.examples is not None and (args.holdout or args.null):
+    holdout, null = validation_values(args)
+    if problem.examples is not None and (holdout or null):
         units = _unpacked(problem.units, problem.n_positions)
         explainer.fit(units, concepts, problem.unit_names, examples=problem.examples)
     elif isinstance(problem.units, np.ndarray):

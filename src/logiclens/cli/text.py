@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from logiclens.cli.options import add_search_options, add_validation_options, count, explainer_from_args, print_table
+from logiclens.cli.options import (
+    add_search_options,
+    add_validation_options,
+    count,
+    explainer_from_args,
+    finite,
+    open_fraction,
+    positive,
+    print_table,
+)
 
 __all__ = ["register"]
 
@@ -73,19 +82,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                          "with --activations, the name the run gives the units (default units)")  # fmt: skip
     explain.add_argument("--level", choices=("auto", "pair", "sentence", "token"), default="auto",
                          help="positions: pairs or sentences (auto, from the fields) or tokens")  # fmt: skip
-    explain.add_argument("--limit", type=int, help="read at most this many records")
+    explain.add_argument("--limit", type=positive, help="read at most this many records")
     features = explain.add_argument_group("concepts")
     features.add_argument("--tokenizer", default="spacy", help="spacy (default; tags), simple (no tags), spacy:MODEL")
-    features.add_argument("--vocab-size", type=int, default=2000, help="most common words (default 2000)")
+    features.add_argument("--vocab-size", type=positive, default=2000, help="most common words (default 2000)")
     features.add_argument("--lemmatize", action="store_true", help="lemmas instead of words (spaCy)")
     features.add_argument("--no-tags", action="store_true", help="no part-of-speech concepts")
     features.add_argument("--embeddings", default="none",
                           help="for NEIGHBORS: none (default), minilm, or glove:PATH")  # fmt: skip
-    features.add_argument("--neighbors", type=int, default=5, help="k nearest words (default 5)")
+    features.add_argument("--neighbors", type=positive, default=5, help="k nearest words (default 5)")
     features.add_argument("--neighbor-space", choices=("embeddings", "vocabulary"), default="embeddings")
     units = explain.add_argument_group("units")
-    units.add_argument("--threshold", type=float, default=0.0, help="active where > this (default 0)")
-    units.add_argument("--quantile", type=float, help="instead: per-unit top fraction q")
+    units.add_argument("--threshold", type=finite, default=0.0, help="active where > this (default 0)")
+    units.add_argument("--quantile", type=open_fraction, help="instead: per-unit top fraction q")
     units.add_argument("--min-active", type=_min_active, default=0.05,
                        help="skip units active less: a count, or a fraction (default 0.05: 500 of 10,000)")  # fmt: skip
     output = explain.add_argument_group("output")
@@ -95,7 +104,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     output.add_argument("--no-report", action="store_true", help="write the run directory without the report")
     output.add_argument("--top-examples", type=count, default=6, metavar="N",
                         help="top-activating examples per unit card (default 6)")  # fmt: skip
-    output.add_argument("--show", type=int, default=20, help="best units to print (default 20)")
+    output.add_argument("--show", type=count, default=20, help="best units to print (default 20)")
     add_validation_options(explain, "examples (pairs by premise, sentences)", holdout=0.2, null=0)
     explain.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the null (default 0)")
     add_search_options(explain)

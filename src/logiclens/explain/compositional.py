@@ -23,6 +23,7 @@ from logiclens.explain.validation import (
     Variants,
     add_heldout_columns,
     add_null_columns,
+    check_validation_params,
     variants_from_positions,
 )
 
@@ -201,6 +202,7 @@ class CompositionalExplainer(BaseEstimator):
         """
         if not isinstance(concepts, ConceptSet):
             raise TypeError(f"concepts must be a ConceptSet, got {type(concepts).__name__}")
+        check_validation_params(self.holdout, self.n_null, self.alpha)
         if examples is not None and (self.holdout or self.n_null):
             variants = variants_from_positions(
                 units, concepts, examples, holdout=self.holdout, n_null=self.n_null,
@@ -234,6 +236,7 @@ class CompositionalExplainer(BaseEstimator):
             missing), ``split_``, and with a null ``null_values_`` (U, R) and
             ``null_by_length_`` (U, R, L).
         """
+        check_validation_params(self.holdout, self.n_null, self.alpha)
         settings = self.beam_settings()
         table = self._search(variants.search, variants.search_concepts)
         if variants.split is not None:

@@ -33,7 +33,14 @@ from logiclens.explain.statistics import (
     split_examples,
 )
 
-__all__ = ["VALIDATION_COLUMNS", "Variants", "add_heldout_columns", "add_null_columns", "variants_from_positions"]
+__all__ = [
+    "VALIDATION_COLUMNS",
+    "Variants",
+    "add_heldout_columns",
+    "add_null_columns",
+    "check_validation_params",
+    "variants_from_positions",
+]
 
 VALIDATION_COLUMNS = [
     "heldout_iou", "heldout_n_active", "auto_length", "auto_formula", "auto_heldout_iou",
@@ -83,6 +90,16 @@ class Variants:
     def validated(self) -> bool:
         """Whether there is anything to validate with (a held-out part or a null)."""
         return self.heldout is not None or bool(self.null)
+
+
+def check_validation_params(holdout: float, n_null: int, alpha: float) -> None:
+    """Raise ValueError, naming the parameter, unless holdout is in [0, 1), n_null >= 0 and alpha in (0, 1)."""
+    if not (isinstance(holdout, (int, float, np.floating)) and 0.0 <= holdout < 1.0):
+        raise ValueError(f"holdout must lie in [0, 1), got {holdout!r}")
+    if not (isinstance(n_null, (int, np.integer)) and not isinstance(n_null, bool) and n_null >= 0):
+        raise ValueError(f"n_null must be a whole number >= 0, got {n_null!r}")
+    if not (isinstance(alpha, (int, float, np.floating)) and 0.0 < alpha < 1.0):
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
 
 
 def add_heldout_columns(

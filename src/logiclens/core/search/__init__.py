@@ -1,9 +1,30 @@
-"""The search core: exact beam search on signature counts, the metrics it optimises, and the parallel driver."""
+"""The search core: exact beam search on signature counts, the metrics it optimises, and the parallel driver.
 
-from logiclens.core.search.beam import OPERATORS, BeamSettings, Candidate, PrimitiveTable, UnitResult, search_unit
-from logiclens.core.search.metrics import METRICS
-from logiclens.core.search.run import search_all
+The names below load on first use, so that :mod:`.names` can be read without numpy.
+"""
 
-__all__ = [
-    "METRICS", "OPERATORS", "BeamSettings", "Candidate", "PrimitiveTable", "UnitResult", "search_all", "search_unit",
-]  # fmt: skip
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "OPERATORS": "logiclens.core.search.names",
+    "BEAM_MODES": "logiclens.core.search.names",
+    "METRIC_NAMES": "logiclens.core.search.names",
+    "METRICS": "logiclens.core.search.metrics",
+    "BeamSettings": "logiclens.core.search.beam",
+    "Candidate": "logiclens.core.search.beam",
+    "PrimitiveTable": "logiclens.core.search.beam",
+    "UnitResult": "logiclens.core.search.beam",
+    "search_unit": "logiclens.core.search.beam",
+    "search_all": "logiclens.core.search.run",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'logiclens.core.search' has no attribute {name!r}")

@@ -19,11 +19,9 @@ from numpy.typing import NDArray
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.formula import And, Concept, Formula, Neighbors, Not, Or
 from logiclens.core.search.metrics import METRICS, iou
+from logiclens.core.search.names import BEAM_MODES, OPERATORS
 
 __all__ = ["OPERATORS", "BeamSettings", "Candidate", "PrimitiveTable", "UnitResult", "search_unit"]
-
-OPERATORS = ("or", "and", "and_not", "or_not")
-BEAM_MODES = ("reference", "paper")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def f1(intersection: ArrayLike, size: ArrayLike, n_active: ArrayLike) -> NDArray
     return _divide(2 * i, s + m)
 
 
-METRICS: dict[str, Callable[[ArrayLike, ArrayLike, ArrayLike], NDArray[np.float64]]] = {
+METRICS: dict[str, Callable[[ArrayLike, ArrayLike, ArrayLike], NDArray[np.float64]]] = {  # as METRIC_NAMES
     "iou": iou,
     "precision": precision,
     "recall": recall,

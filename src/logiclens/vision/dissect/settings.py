@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.explain.validation import check_validation_params
 
 __all__ = ["THRESHOLD_MODES", "DissectionSettings"]
 
@@ -68,10 +69,8 @@ class DissectionSettings:
             raise ValueError(f"the fixed threshold must be a finite number, got {self.fixed_threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.0 <= self.explainer.holdout < 1.0:
-            raise ValueError(f"holdout must lie in [0, 1), got {self.explainer.holdout}")
-        if self.explainer.n_null < 0:
-            raise ValueError(f"n_null must be >= 0, got {self.explainer.n_null}")
+        check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
+        self.explainer.beam_settings()  # the search's own parameters, checked before anything is written
 
     def to_config(self) -> dict[str, Any]:
         """The settings as ``config.json`` records them: each once, the explainer's by name."""
