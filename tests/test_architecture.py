@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("logiclens._version", "logiclens.core")),
     ("explain", ("logiclens.explain",)),
     ("runs", ("logiclens.runs",)),
-    ("hooks", ("logiclens.hooks",)),
+    ("torch", ("logiclens.hooks", "logiclens.checkpoints")),
     ("vision", ("logiclens.vision",)),
     ("text", ("logiclens.text",)),
     ("polytope", ("logiclens.polytope",)),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -518,12 +519,19 @@ def test_bad_specs_give_clear_errors(factory_module: str, tmp_path: Path) -> Non
 def test_unsafe_or_broken_weight_files_are_refused(tmp_path: Path) -> None:
     pickled = tmp_path / "object.pth"
     torch.save({"state_dict": _NotATensor()}, pickled)
-    with pytest.raises(CheckpointError, match=r"weights_only=True"):
+    with pytest.raises(CheckpointError, match=r"refused for safety: Unsupported global") as refused:
         resnet18_places365(pickled)
+    assert "weights_only=False" not in str(refused.value)  # never advise loading unsafe code
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read weights file"):
+    with pytest.raises(CheckpointError, match="garbage.pth: not a readable PyTorch weights file") as unreadable:
         resnet18_places365(garbage)
+    assert "weights_only=False" not in str(unreadable.value) and "\n" not in str(unreadable.value)
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError, match="not a readable PyTorch weights file") as random_bytes:
+        resnet18_places365(noise)
+    assert "weights_only=False" not in str(random_bytes.value)
     listed = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], listed)
     with pytest.raises(CheckpointError, match="holds a list, not a state dict"):

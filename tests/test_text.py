@@ -569,7 +569,7 @@ def test_train_save_load_and_record_the_lstm_model(tmp_path: Path):
     ids, lengths = TokenIndex(["a"]).encode([["a", "zzz"], []])
     assert ids.tolist() == [[2, 1], [1, 0]] and lengths.tolist() == [2, 1]
     (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="not a readable PyTorch weights file"):
         load_nli_model(tmp_path / "empty.pt")
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a logiclens NLI checkpoint"):

@@ -70,7 +70,7 @@ def _load_sequential(spec: str, weights: str | None) -> Any:
     """Build ``module:factory`` and load ``weights`` (a state dict, ``torch.load(weights_only=True)``)."""
     import importlib
 
-    import torch
+    from logiclens.checkpoints import read_checkpoint
 
     module_name, _, factory_name = spec.partition(":")
     if not module_name or not factory_name:
@@ -80,7 +80,7 @@ def _load_sequential(spec: str, weights: str | None) -> Any:
         raise ValueError(f"{module_name} has no {factory_name!r}")
     model = factory()
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state, _, _ = read_checkpoint(weights)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     return model.eval()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from logiclens.checkpoints import read_checkpoint
 from logiclens.text.nli_model import NLIModel
 
 __all__ = ["TokenIndex", "load_nli_model", "save_nli_model"]
@@ -96,12 +97,7 @@ def load_nli_model(path: str | os.PathLike[str]) -> tuple[NLIModel, TokenIndex, 
     tokenizer : dict
         ``{"annotator": ..., "lowercase": ...}``, to tokenise new text the same way.
     """
-    try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as error:  # torch raises pickle, zip and runtime errors for unreadable files
-        raise ValueError(f"{path}: cannot read a checkpoint ({type(error).__name__}: {error})") from error
+    payload, _, _ = read_checkpoint(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a logiclens NLI checkpoint (saved by `logiclens text train-nli`)")
     if payload.get("version") != VERSION:

@@ -1,20 +1,14 @@
-"""Reading weight files safely and loading them into modules with clear errors.
-
-Files are read with ``torch.load(..., map_location="cpu", weights_only=True)`` only: plain
-tensors and containers, never arbitrary pickled objects.
-"""
+"""Loading weights into modules with clear errors (files are read by :mod:`logiclens.checkpoints`)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from logiclens.checkpoints import CheckpointError, read_checkpoint
 
 __all__ = ["CheckpointError", "extract_state_dict", "load_state_dict_strict", "read_checkpoint"]
 
@@ -23,54 +17,11 @@ _NESTED_KEYS = ("state_dict", "model_state_dict")
 _DATA_PARALLEL_PREFIX = "module."
 
 
-class CheckpointError(ValueError):
-    """A weights file cannot be read, or does not fit the model it is loaded into."""
-
-
 def _preview(items: Iterable[Any], limit: int = 8) -> str:
     """Comma-separated first ``limit`` items, with a count of the rest."""
     items = list(items)
     shown = ", ".join(str(item) for item in items[:limit])
     return shown + (f", ... (+{len(items) - limit} more)" if len(items) > limit else "")
-
-
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, str, Path]:
-    """Load a weights file with ``weights_only=True`` and hash exactly the bytes loaded.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The file (``.pth``, ``.pt``, ``.pth.tar``; zip or legacy torch format).
-
-    Returns
-    -------
-    obj : object
-        What ``torch.load`` returned (a state dict, or a dict holding one).
-    sha256 : str
-        Hexadecimal SHA-256 of the file's bytes.
-    path : Path
-        The resolved absolute path.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    CheckpointError
-        If ``torch.load(weights_only=True)`` refuses or fails to read it.
-    """
-    resolved = Path(path).expanduser().resolve()
-    if not resolved.is_file():
-        raise FileNotFoundError(f"weights file not found: {resolved}")
-    data = resolved.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... here
-        raise CheckpointError(
-            f"cannot read weights file {resolved} with torch.load(weights_only=True) (only tensors and plain "
-            f"containers are accepted, never arbitrary pickled objects): {type(exc).__name__}: {exc}"
-        ) from exc
-    return obj, sha256, resolved
 
 
 def extract_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
