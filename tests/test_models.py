@@ -524,7 +524,7 @@ def test_unsafe_or_broken_weight_files_are_refused(tmp_path: Path) -> None:
     assert "weights_only=False" not in str(refused.value)  # never advise loading unsafe code
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="garbage.pth: not a readable PyTorch weights file") as unreadable:
+    with pytest.raises(CheckpointError, match=r"garbage\.pth: not a readable PyTorch weights file") as unreadable:
         resnet18_places365(garbage)
     assert "weights_only=False" not in str(unreadable.value) and "\n" not in str(unreadable.value)
     noise = tmp_path / "noise.pth"

@@ -344,14 +344,20 @@ def test_report_command_rebuilds_a_text_run(tmp_path: Path, capsys: pytest.Captu
     assert data["examples"]["available"] is False and "texts.jsonl:1" in data["examples"]["note"]
 
 
-def test_bad_inputs_of_a_text_run(tmp_path: Path) -> None:
+def test_bad_inputs_of_a_text_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from logiclens.core.io import atomic_savez
     from logiclens.report import ReportError, build_report
 
     acts = PAIR_ACTS.copy()
-    acts[:, 2] = np.nan  # with --quantile, an all-NaN unit gets a NaN threshold: never active
-    out = _explain(tmp_path, PAIRS, acts, "--length", "1", "--quantile", "0.4")
-    units = json.loads((out / "report" / "report.json").read_text(encoding="utf-8"))["layers"][0]["units"]
+    acts[:, 2] = np.nan  # NaN would count as inactive: refused, as in vision runs
+    out = _explain(tmp_path, PAIRS, acts, "--length", "1", "--quantile", "0.4", status=2)
+    assert "NaN or infinite activations (first at row 0, unit 2)" in capsys.readouterr().err
+    assert not out.exists()
+    out = _explain(tmp_path, PAIRS, PAIR_ACTS, "--length", "1", "--quantile", "0.4")
+    results = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
+    results.loc[2, "threshold"] = ""  # a unit without a threshold (never active) still gets a card
+    results.to_csv(out / "results.csv", index=False)
+    units = json.loads((build_report(out, verbose=0) / "report.json").read_text(encoding="utf-8"))["layers"][0]["units"]
     assert units[2]["threshold"] is None and units[2]["examples"]["items"] == []
     texts = out / "texts.jsonl"
     good = texts.read_bytes()

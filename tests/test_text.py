@@ -486,12 +486,15 @@ def test_read_pairs_and_sentences(tmp_path: Path):
         tmp_path / "pairs.jsonl",
         [
             {"sentence1": "A man .", "sentence2": "A person .", "gold_label": "entailment"},
-            {"premise": "Une femme", "hypothesis": None, "gold_label": "-"},
+            {"premise": "Une femme", "hypothesis": "", "gold_label": "-"},
         ],
     )
     frame = read_pairs(pairs)
     assert frame.premise.tolist() == ["A man .", "Une femme"] and frame.hypothesis.tolist() == ["A person .", ""]
     assert len(read_pairs(pairs, labelled_only=True)) == 1
+    null = _write_jsonl(tmp_path / "null.jsonl", [{"premise": "A man .", "hypothesis": None}])
+    with pytest.raises(ValueError, match=r"null\.jsonl:1: a pair record needs a string 'hypothesis'; found null"):
+        read_pairs(null)
     sentences = _write_jsonl(tmp_path / "s.jsonl", [{"text": "Hello"}, {"text": "Grüße"}])
     assert read_sentences(sentences).text.tolist() == ["Hello", "Grüße"]
     with pytest.raises(ValueError, match="premise"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputFileError, CommandError, ValueError, FileNotFoundError, ImportError) as error:
         # bad files, invalid option values, inconsistent inputs, missing optional packages
         print(f"logiclens: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # a full disk, a folder without write permission, ...
+        where = f" ({error.filename})" if error.filename else ""
+        advice = "; free some space and rerun: finished stages are kept" if error.errno == errno.ENOSPC else ""
+        print(f"logiclens: error: {error.strerror or error}{where}{advice}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("logiclens: interrupted", file=sys.stderr)

@@ -57,11 +57,16 @@ class RunDirectory:
 
     def __init__(self, path: str | os.PathLike[str], log: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
+        self._manifest_path = self.path / "manifest.json"
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path}: exists and is not a directory; choose another output folder")
+        if self.path.is_dir() and any(self.path.iterdir()) and not self._manifest_path.exists():
+            raise ValueError(
+                f"{self.path}: a folder that is not a logiclens run (no manifest.json) and not empty; "
+                "choose another output folder"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         self.log = log or _notice
-        self._manifest_path = self.path / "manifest.json"
         self._verified: dict[str, bool] = {}
         self.manifest: dict[str, dict[str, Any]] = {}
         if self._manifest_path.exists():
@@ -72,6 +77,8 @@ class RunDirectory:
                 self.manifest = manifest
             except (ValueError, UnicodeDecodeError) as error:
                 self.log(f"{self._manifest_path} is damaged ({error}); recomputing every stage")
+        else:
+            atomic_write_text(self._manifest_path, "{}")  # marks the folder as a run
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name

@@ -21,6 +21,42 @@ LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
 _ALIASES = {"sentence1": "premise", "sentence2": "hypothesis", "label": "gold_label"}
 
 
+def _records(path: str | os.PathLike[str], limit: int | None) -> list[tuple[int, dict]]:
+    """(line number, record) of every non-empty line, field aliases applied."""
+    records = []
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if limit is not None and len(records) >= limit:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+                records.append((number, {_ALIASES.get(k, k): v for k, v in record.items()}))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not records:
+        raise ValueError(f"{path}: no records (expected one JSON object per line)")
+    return records
+
+
+def _frame(path: str | os.PathLike[str], records: list[tuple[int, dict]], fields: tuple[str, ...]) -> pd.DataFrame:
+    """The records as a frame, each checked to hold every one of ``fields`` as a string."""
+    for number, record in records:
+        for field in fields:
+            value = record.get(field)
+            if not isinstance(value, str):
+                found = "missing" if field not in record else f"{json.dumps(value)} ({type(value).__name__})"
+                kind = "a pair record" if "premise" in fields else "a sentence record"
+                raise ValueError(f"{path}:{number}: {kind} needs a string {field!r}; found {found}")
+    return pd.DataFrame.from_records([record for _, record in records])
+
+
 def read_jsonl(path: str | os.PathLike[str], limit: int | None = None) -> pd.DataFrame:
     """Read a JSONL file into a data frame (one row per non-empty line).
 
@@ -33,23 +69,10 @@ def read_jsonl(path: str | os.PathLike[str], limit: int | None = None) -> pd.Dat
     Raises
     ------
     ValueError
-        For a line that is not a JSON object (the message gives the line number).
+        For a line that is not a JSON object, or a file without records (the message gives
+        ``file:line``).
     """
-    records = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if limit is not None and len(records) >= limit:
-                break
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
-            records.append({_ALIASES.get(k, k): v for k, v in record.items()})
-    return pd.DataFrame.from_records(records)
+    return _frame(path, _records(path, limit), ())
 
 
 def is_pair_file(frame: pd.DataFrame) -> bool:
@@ -63,7 +86,7 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None, labelled_
     Parameters
     ----------
     path : path-like
-        JSONL with ``premise`` and ``hypothesis`` (strings; missing values become ``""``).
+        JSONL with ``premise`` and ``hypothesis`` strings in every record.
     limit : int, optional
         Read at most this many records.
     labelled_only : bool, default False
@@ -74,12 +97,14 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None, labelled_
     -------
     pandas.DataFrame
         With columns ``premise``, ``hypothesis`` and the file's other fields, index 0..n-1.
+
+    Raises
+    ------
+    ValueError
+        Naming ``file:line`` of the first record without a string premise or hypothesis
+        (a sentence record in a pair file, a ``null`` or a number).
     """
-    frame = read_jsonl(path, limit)
-    if not is_pair_file(frame):
-        raise ValueError(f"{path}: records need 'premise' and 'hypothesis' fields; found {sorted(frame.columns)}")
-    for column in ("premise", "hypothesis"):
-        frame[column] = frame[column].fillna("").astype(str)
+    frame = _frame(path, _records(path, limit), ("premise", "hypothesis"))
     if labelled_only:
         if "gold_label" not in frame:
             raise ValueError(f"{path}: labelled_only needs a 'gold_label' field")
@@ -88,12 +113,12 @@ def read_pairs(path: str | os.PathLike[str], limit: int | None = None, labelled_
 
 
 def read_sentences(path: str | os.PathLike[str], limit: int | None = None) -> pd.DataFrame:
-    """Read single sentences from JSONL records with a ``text`` field."""
-    frame = read_jsonl(path, limit)
-    if "text" not in frame:
-        raise ValueError(f"{path}: records need a 'text' field; found {sorted(frame.columns)}")
-    frame["text"] = frame["text"].fillna("").astype(str)
-    return frame
+    """Read single sentences from JSONL records, each with a ``text`` string (``file:line`` in every error)."""
+    records = _records(path, limit)
+    for number, record in records:
+        if "premise" in record or "hypothesis" in record:
+            raise ValueError(f"{path}:{number}: a pair record in a file of sentences; give every record a 'text' only")
+    return _frame(path, records, ("text",))
 
 
 def label_ids(labels: pd.Series) -> pd.Series:

@@ -155,14 +155,33 @@ class TextExplanation:
 
 
 def _activations(path: str | os.PathLike[str], n_positions: int, level: str, tokenizer: str) -> NDArray:
-    activations = np.load(path, allow_pickle=False)
+    try:
+        activations = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: not a .npy array file ({str(error).splitlines()[0]})") from None
+    if not isinstance(activations, np.ndarray) or activations.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: activations must be a numeric .npy array")
     if activations.ndim != 2 or activations.shape[0] != n_positions:
         unit = "tokens" if level == "token" else "records"
         raise ValueError(
             f"{path}: activations have shape {activations.shape}; expected ({n_positions}, units): one row per "
             f"{unit[:-1]} ({n_positions:,} {unit} with tokenizer {tokenizer})"
         )
+    _check_finite(activations, str(path))
     return activations
+
+
+def _check_finite(activations: NDArray, source: str) -> None:
+    """Raise ValueError naming the first NaN or infinite activation (they would silently count as inactive)."""
+    bad = ~np.isfinite(activations)
+    if bad.any():
+        row, unit = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{source}: {int(bad.sum()):,} NaN or infinite activations (first at row {row}, unit {unit}); "
+            "fix or drop them before explaining"
+        )
 
 
 def _model_activations(
@@ -235,6 +254,7 @@ def explain_text(
     correct = None
     if model is not None:
         acts, correct, layer = _model_activations(model, table, layer)
+        _check_finite(acts, f"{model} layer {layer}")
     else:
         assert activations is not None
         acts, layer = (

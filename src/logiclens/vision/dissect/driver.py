@@ -19,7 +19,21 @@ from logiclens.vision.dissect.split import split_stage
 from logiclens.vision.dissect.thresholds import thresholds_stage
 from logiclens.vision.probes.base import ProbeDataset
 
-__all__ = ["dissect"]
+__all__ = ["check_device", "dissect"]
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError, on one line, unless torch can run on ``device`` here."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise ValueError(f"--device {device}: not a device name ({error})") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: no MPS device is available here; use --device cpu")
 
 
 def dissect(
@@ -49,6 +63,7 @@ def dissect(
     pandas.DataFrame
         One row per (layer, unit), also written to ``out/results.csv``.
     """
+    check_device(settings.device)
     run = RunDirectory(out)
     config = {
         "model": model.config(),
