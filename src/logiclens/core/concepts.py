@@ -18,19 +18,34 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
+from logiclens.core.bitsignatures import BitSignatureIndex, packed_to_keys
 from logiclens.core.formula import And, Concept, Formula, Neighbors, Not, Or, parse
 from logiclens.core.signatures import SignatureIndex
 
 __all__ = ["ConceptSet"]
 
 FORMAT_VERSION = 1
-_DENSE_CHUNK_ELEMENTS = 1 << 25  # concepts x positions unpacked at once
+_DENSE_CHUNK_ELEMENTS = 1 << 25  # concepts x positions read at once by the dense and packed readers
 
 
-def dense_to_label_rows(block: NDArray[np.bool_]) -> NDArray[np.int32]:
-    """Turn a (n positions x K) boolean block into padded label rows."""
-    positions, concepts = np.nonzero(block)
-    return _pairs_to_rows(positions, concepts, block.shape[0])
+def _chunk_positions(n_concepts: int) -> int:
+    """Positions per chunk for the dense and packed readers: a multiple of 8, at least 8."""
+    return max(8, (_DENSE_CHUNK_ELEMENTS // max(1, n_concepts)) // 8 * 8)
+
+
+def _check_binary(block: NDArray, names: Sequence[str]) -> None:
+    """Raise ``ValueError`` unless every value of a (K, n) mask block is 0 or 1 (no NaN)."""
+    if block.dtype.kind == "f":
+        nan = np.isnan(block)
+        if nan.any():
+            concept = int(np.flatnonzero(nan.any(axis=1))[0])
+            raise ValueError(f"concept masks contain NaN (first in concept {names[concept]!r}); masks must be 0/1")
+    bad = (block != 0) & (block != 1)
+    if bad.any():
+        concept, position = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(
+            f"concept masks must be boolean (0/1); concept {names[concept]!r} holds {block[concept, position].item()!r}"
+        )
 
 
 def _pairs_to_rows(positions: NDArray[np.intp], concepts: NDArray[np.intp], n: int) -> NDArray[np.int32]:
@@ -167,16 +182,39 @@ class ConceptSet:
 
     @classmethod
     def from_dense(cls, masks: ArrayLike, names: Sequence[str], categories: Sequence[str] | None = None) -> ConceptSet:
-        """Build from a dense (K, N) boolean array of concept masks."""
+        """Build from a dense (K, N) array of concept masks.
+
+        Parameters
+        ----------
+        masks : array, shape (K, N)
+            Boolean, or integers / floats that are exactly 0 or 1 (NaN, 0.3 and the like
+            are rejected with a ``ValueError``).
+        names, categories : sequence of str
+            See :class:`ConceptSet`.
+
+        Notes
+        -----
+        Positions are packed into per-position bit keys a chunk at a time and grouped by
+        key (see :mod:`logiclens.core.bitsignatures`); signature ids are numbered in order
+        of first appearance, as by :meth:`from_label_chunks`.
+        """
         masks = np.asarray(masks)
         if masks.ndim != 2 or masks.shape[0] != len(names):
             raise ValueError(f"masks must have shape ({len(names)}, N), got {masks.shape}")
-        step = max(1, _DENSE_CHUNK_ELEMENTS // max(1, masks.shape[0]))
-        chunks = (
-            dense_to_label_rows(masks[:, start : start + step].astype(bool).T)
-            for start in range(0, masks.shape[1], step)
-        )
-        return cls.from_label_chunks(chunks, names, categories)
+        if masks.dtype.kind not in "biuf":
+            raise ValueError(f"concept masks must be boolean (or 0/1 numbers), got dtype {masks.dtype}")
+        k, n = masks.shape
+        step = _chunk_positions(k)
+
+        def chunks() -> Iterable[tuple[NDArray[np.uint8], int]]:
+            for start in range(0, n, step):
+                block = masks[:, start : start + step]
+                if block.dtype != bool:
+                    _check_binary(block, names)
+                    block = block != 0
+                yield np.packbits(block, axis=1, bitorder="little"), block.shape[1]
+
+        return cls._from_packed_chunks(chunks(), names, categories)
 
     @classmethod
     def from_packed(
@@ -192,24 +230,51 @@ class ConceptSet:
         ----------
         packed : uint8 array, shape (K, ceil(N / 8))
         n_positions : int
-            N; trailing padding bits are ignored.
+            N. The padding bits after position N in the last byte must be zero; set ones
+            raise a ``ValueError`` (they usually mean a wrong ``n_positions``).
+        names, categories : sequence of str
+            See :class:`ConceptSet`.
         """
         packed = np.asarray(packed)
-        n_bytes = -(-int(n_positions) // 8)
+        n = int(n_positions)
+        if n < 0:
+            raise ValueError(f"n_positions must be non-negative, got {n}")
+        n_bytes = -(-n // 8)
         if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape != (len(names), n_bytes):
             raise ValueError(
                 f"packed masks must be uint8 of shape ({len(names)}, {n_bytes}) for "
                 f"{n_positions} positions, got {packed.dtype} {packed.shape}"
             )
-        step = max(8, (_DENSE_CHUNK_ELEMENTS // max(1, packed.shape[0])) // 8 * 8)
+        if n % 8 and packed.shape[0]:
+            extra = packed[:, -1] >> np.uint8(n % 8)
+            n_extra = int(np.unpackbits(extra).sum())
+            if n_extra:
+                first = int(np.flatnonzero(extra)[0])
+                raise ValueError(
+                    f"packed masks have {n_extra} bit(s) set beyond n_positions={n} (in "
+                    f"{np.count_nonzero(extra)} concept(s), first {names[first]!r}); check n_positions"
+                )
+        step = _chunk_positions(packed.shape[0])  # a multiple of 8
 
-        def chunks() -> Iterable[NDArray[np.int32]]:
-            for start in range(0, int(n_positions), step):
-                stop = min(start + step, int(n_positions))
-                block = np.unpackbits(packed[:, start // 8 : -(-stop // 8)], axis=1, bitorder="little")
-                yield dense_to_label_rows(block[:, : stop - start].astype(bool).T)
+        def chunks() -> Iterable[tuple[NDArray[np.uint8], int]]:
+            for start in range(0, n, step):
+                stop = min(start + step, n)
+                yield packed[:, start // 8 : -(-stop // 8)], stop - start
 
-        return cls.from_label_chunks(chunks(), names, categories)
+        return cls._from_packed_chunks(chunks(), names, categories)
+
+    @classmethod
+    def _from_packed_chunks(
+        cls,
+        chunks: Iterable[tuple[NDArray[np.uint8], int]],
+        names: Sequence[str],
+        categories: Sequence[str] | None,
+    ) -> ConceptSet:
+        """Build from ``(packed (K, ceil(n / 8)) uint8, n)`` chunks of consecutive positions."""
+        index = BitSignatureIndex(len(names))
+        ids = [index.add(packed_to_keys(block, n)) for block, n in chunks]
+        positions = np.concatenate(ids) if ids else np.empty(0, np.int32)
+        return cls._from_index(index, names, categories, positions)
 
     @classmethod
     def from_sparse(
@@ -236,7 +301,7 @@ class ConceptSet:
     @classmethod
     def _from_index(
         cls,
-        index: SignatureIndex,
+        index: SignatureIndex | BitSignatureIndex,
         names: Sequence[str],
         categories: Sequence[str] | None,
         position_signatures: NDArray[np.int32] | None,
