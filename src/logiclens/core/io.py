@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,15 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-__all__ = ["InputFileError", "SearchProblem", "atomic_savez", "atomic_write_text", "load_problem", "read_npz"]
+__all__ = [
+    "InputFileError",
+    "NpzArrays",
+    "SearchProblem",
+    "atomic_savez",
+    "atomic_write_text",
+    "load_problem",
+    "read_npz",
+]
 
 
 class InputFileError(ValueError):
@@ -71,28 +79,78 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def read_npz(path: Path, required: Iterable[str] = ()) -> dict[str, NDArray]:
-    """Read every array of an ``.npz`` file without unpickling anything.
+class NpzArrays(Mapping[str, NDArray]):
+    """The arrays of an ``.npz`` file, each read only when it is asked for (never unpickled).
+
+    :meth:`header` gives an array's shape and dtype without reading its data, so that sizes
+    can be checked before anything large is allocated. Every failure is an
+    :class:`InputFileError` naming the file and the array.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputFileError(f"{self.path}: no such file")
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                members = archive.namelist()
+        except (zipfile.BadZipFile, OSError) as error:
+            raise InputFileError(f"{self.path}: not a readable .npz file ({error})") from None
+        self._names = [name.removesuffix(".npy") for name in members if name.endswith(".npy")]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def header(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of an array, read from its header alone."""
+        self._check(name)
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(f"{name}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:  # a rare format version without a public header reader: read the array
+                    array = np.lib.format.read_array(member, allow_pickle=False)
+                    shape, dtype = array.shape, array.dtype
+        except (zipfile.BadZipFile, OSError, ValueError) as error:
+            raise InputFileError(f"{self.path}: array {name!r} is not readable ({error})") from None
+        return tuple(shape), np.dtype(dtype)
+
+    def __getitem__(self, name: str) -> NDArray:
+        self._check(name)
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(f"{name}.npy") as member:
+                return np.lib.format.read_array(member, allow_pickle=False)
+        except ValueError as error:
+            if "allow_pickle" in str(error) or "Object arrays" in str(error):
+                raise InputFileError(f"{self.path}: array {name!r} holds pickled objects, refused for safety") from None
+            raise InputFileError(f"{self.path}: array {name!r} is not readable ({error})") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise InputFileError(f"{self.path}: array {name!r} is not readable ({error})") from None
+
+    def _check(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+
+
+def read_npz(path: Path, required: Iterable[str] = ()) -> NpzArrays:
+    """The arrays of an ``.npz`` file, read one at a time when asked for, without unpickling anything.
 
     Raises
     ------
     InputFileError
-        If the file is missing, is not an ``.npz`` archive, holds object arrays, or lacks
-        one of the ``required`` arrays.
+        If the file is missing, is not an ``.npz`` archive, or lacks one of the ``required``
+        arrays; an array that cannot be read (damaged, pickled objects) raises it when read.
     """
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise InputFileError(f"{path}: not a readable .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = {name: archive[name] for name in archive.files}
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise InputFileError(f"{path}: holds pickled object arrays, which are refused for safety") from None
-        raise InputFileError(f"{path}: not a readable .npz file ({error})") from None
-    except (OSError, EOFError) as error:
-        raise InputFileError(f"{path}: not a readable .npz file ({error})") from None
+    data = NpzArrays(path)
     missing = [name for name in required if name not in data]
     if missing:
         raise InputFileError(f"{path}: missing array(s) {', '.join(repr(m) for m in missing)}")
@@ -116,7 +174,7 @@ class SearchProblem:
     examples: NDArray[np.integer] | None = None
 
 
-def _strings(data: dict[str, NDArray], key: str, expected: int, path: Path) -> list[str] | None:
+def _strings(data: NpzArrays, key: str, expected: int, path: Path) -> list[str] | None:
     if key not in data:
         return None
     values = data[key]
@@ -127,30 +185,60 @@ def _strings(data: dict[str, NDArray], key: str, expected: int, path: Path) -> l
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
-def _masks(data: dict[str, NDArray], prefix: str, n: int, path: Path) -> NDArray[np.uint8] | sp.csr_array:
-    """Read ``prefix`` (packed) or ``prefix_indptr``/``prefix_indices`` (sparse CSR rows)."""
+def _masks(data: NpzArrays, prefix: str, n: int, path: Path) -> NDArray[np.uint8] | sp.csr_array:
+    """Read ``prefix`` (packed) or ``prefix_indptr``/``prefix_indices`` (sparse CSR rows), sizes checked first."""
     n_bytes = -(-n // 8)
     if prefix in data:
+        shape, dtype = data.header(prefix)
+        if dtype != np.uint8 or len(shape) != 2:
+            raise InputFileError(f"{path}: {prefix!r} must be a 2-D uint8 array, got {dtype} {shape}")
+        if shape[1] != n_bytes:
+            raise InputFileError(f"{path}: {prefix!r} has {shape[1]} bytes per row but n_positions={n} needs {n_bytes}")
         packed = data[prefix]
-        if packed.dtype != np.uint8 or packed.ndim != 2:
-            raise InputFileError(f"{path}: {prefix!r} must be a 2-D uint8 array, got {packed.dtype} {packed.shape}")
-        if packed.shape[1] != n_bytes:
-            raise InputFileError(
-                f"{path}: {prefix!r} has {packed.shape[1]} bytes per row but n_positions={n} needs {n_bytes}"
-            )
+        if n % 8 and len(packed):
+            beyond = int(np.unpackbits(packed[:, -1] >> np.uint8(n % 8)).sum())
+            if beyond:
+                raise InputFileError(
+                    f"{path}: {prefix!r} has {beyond} bit(s) set beyond n_positions={n}; check n_positions"
+                )
         return packed
     indptr_key, indices_key = f"{prefix}_indptr", f"{prefix}_indices"
     if indptr_key not in data or indices_key not in data:
         raise InputFileError(f"{path}: missing array {prefix!r} (or {indptr_key!r} and {indices_key!r})")
+    for key in (indptr_key, indices_key):
+        shape, dtype = data.header(key)
+        if len(shape) != 1 or dtype.kind not in "iu":
+            raise InputFileError(f"{path}: {key!r} must be a 1-D integer array, got {dtype} {shape}")
     indptr, indices = data[indptr_key], data[indices_key]
-    if indptr.ndim != 1 or indices.ndim != 1 or indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu":
-        raise InputFileError(f"{path}: {indptr_key!r} and {indices_key!r} must be 1-D integer arrays")
     if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
         raise InputFileError(f"{path}: {indptr_key!r} is not a valid CSR row pointer for {len(indices)} indices")
     if len(indices) and (indices.min() < 0 or indices.max() >= n):
         raise InputFileError(f"{path}: {indices_key!r} has positions outside [0, n_positions={n})")
     rows = len(indptr) - 1
+    row_of = np.repeat(np.arange(rows), np.diff(indptr))
+    order = np.lexsort((indices, row_of))
+    repeated = (np.diff(row_of[order]) == 0) & (np.diff(indices[order]) == 0)
+    if repeated.any():
+        at = order[int(np.flatnonzero(repeated)[0])]
+        raise InputFileError(
+            f"{path}: {indices_key!r} lists position {int(indices[at])} twice in row {int(row_of[at])}; "
+            "each active position once per row"
+        )
     return sp.csr_array((np.ones(len(indices), bool), indices, indptr), shape=(rows, n))
+
+
+def _check_memory(n: int, path: Path) -> None:
+    """Refuse a problem whose per-position arrays would not fit in this machine's memory."""
+    needed = 16 * n  # per-position signature ids and their ordering, at least
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > available:
+        raise InputFileError(
+            f"{path}: n_positions={n:,} needs at least {needed / 2**30:.0f} GiB for per-position arrays; "
+            f"this machine has {available / 2**30:.0f} GiB"
+        )
 
 
 def load_problem(path: str | os.PathLike[str]) -> SearchProblem:
@@ -167,6 +255,7 @@ def load_problem(path: str | os.PathLike[str]) -> SearchProblem:
     if n_array.size != 1 or n_array.dtype.kind not in "iu" or int(n_array) <= 0:
         raise InputFileError(f"{path}: 'n_positions' must be one positive integer")
     n = int(n_array)
+    _check_memory(n, path)
     concepts = _masks(data, "concepts", n, path)
     units = _masks(data, "units", n, path)
     names = _strings(data, "concept_names", concepts.shape[0], path)
@@ -175,7 +264,12 @@ def load_problem(path: str | os.PathLike[str]) -> SearchProblem:
     unit_names = _strings(data, "unit_names", units.shape[0], path) or [str(i) for i in range(units.shape[0])]
     if len(set(names)) != len(names):
         raise InputFileError(f"{path}: 'concept_names' has repeated names")
-    examples = data.get("examples")
-    if examples is not None and (examples.shape != (n,) or examples.dtype.kind not in "iu" or examples.min() < 0):
+    examples = None
+    if "examples" in data:
+        shape, dtype = data.header("examples")
+        if shape != (n,) or dtype.kind not in "iu":
+            raise InputFileError(f"{path}: 'examples' must hold one non-negative integer per position ({n})")
+        examples = data["examples"]
+    if examples is not None and len(examples) and examples.min() < 0:
         raise InputFileError(f"{path}: 'examples' must hold one non-negative integer per position ({n})")
     return SearchProblem(concepts, units, n, names, categories, unit_names, examples)
