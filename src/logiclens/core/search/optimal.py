@@ -14,6 +14,7 @@ any length and shape) and :func:`certify` (a cheap upper bound for a beam answer
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,6 +99,38 @@ def _column_sums(
         sums = np.bincount(columns, weights=np.repeat(w.astype(np.float64), lengths), minlength=k)
         out.append(np.rint(sums).astype(np.int64))
     return out
+
+
+def _gather(indptr: NDArray[np.integer], rows: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Positions of the entries of the given CSR rows, and each row's number of entries."""
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    total = int(lengths.sum())
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return shift + np.arange(total), lengths
+
+
+_PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArray[np.int64]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per signature, every ordered pair (C, C') of primitives it holds, coded C K + C' (CSR by signature).
+
+    Cached per table: the co-occurrence counts of any set of signatures are a bincount of these.
+    """
+    if table not in _PAIRS:
+        k = len(table)
+        indptr, indices = table.by_signature.indptr.astype(np.int64), table.by_signature.indices.astype(np.int64)
+        degree = np.diff(indptr)
+        entry_row = np.repeat(np.arange(len(degree)), degree)
+        repeat = degree[entry_row]
+        first = np.repeat(indices, repeat)
+        local = np.arange(int(repeat.sum())) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        second = indices[np.repeat(indptr[entry_row], repeat) + local]
+        pair_indptr = np.concatenate([[0], np.cumsum(degree * degree)])
+        _PAIRS[table] = (pair_indptr, first * k + second)
+    return _PAIRS[table]
 
 
 def _topsum(values: NDArray[np.int64], r: int) -> int:
@@ -185,9 +218,37 @@ class _Search:
         self.operators = settings.operators
         self.or_ops = [o for o in self.operators if o in _OR_OPS]
         self.has_or = bool(self.or_ops)
-        self.columns = [table.column(int(j)) for j in range(len(table))]
         self.trace: list[tuple] | None = None
         self._lam: tuple[int, int] | None = None
+
+    # ---------------------------------------------------------------- co-occurrence counts
+    def _cooccurrence(self, rows: NDArray[np.intp], weights: NDArray[np.int64]) -> NDArray[np.int64]:
+        """K x K: entry (C, C') = sum of ``weights`` over the given signatures holding both C and C'."""
+        k = len(self.table)
+        pair_indptr, codes = _pair_codes(self.table)
+        positions, lengths = _gather(pair_indptr, rows)
+        if len(positions) == 0:
+            return np.zeros((k, k), np.int64)
+        sums = np.bincount(
+            codes[positions], weights=np.repeat(weights.astype(np.float64), lengths), minlength=k * k
+        ).reshape(k, k)
+        return np.rint(sums).astype(np.int64)
+
+    def cooccurrence_tables(self) -> None:
+        """|C AND C'| and |M AND C AND C'| for every pair of primitives (once per unit)."""
+        self.cooc_w = self._cooccurrence(self.all_rows, self.weights)
+        self.cooc_m = self._cooccurrence(self.unit_index, self.m)
+
+    def cooccurrence_within(
+        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures."""
+        if 2 * np.count_nonzero(members) <= len(members):
+            within_w = self._cooccurrence(self.all_rows[members], self.weights[members])
+        else:
+            within_w = self.cooc_w - self._cooccurrence(self.all_rows[~members], self.weights[~members])
+        within_m = self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+        return within_w, within_m
 
     # ---------------------------------------------------------------- incumbent-dependent sums
     def positive_sums(self, num: int, den: int) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
@@ -466,11 +527,16 @@ def optimal_unit(
                 for i in np.flatnonzero((valid & ~survive).ravel()):
                     c, o = divmod(int(i), n_ops)
                     record("child", (*prefix, (int(expand[c]), o)), r_child, num, den)
+            if r_child == 1:
+                last_two_levels(members, inside_u, prefix, survive, c_size, c_hits, both, unit_both)
+                path.pop()
+                memo[key] = max(memo.get(key, -1), remaining)
+                return
             for i in np.flatnonzero(survive.ravel()):
                 c, o = divmod(int(i), n_ops)
                 primitive = int(expand[c])
                 child = np.zeros(search.n_sig, bool)
-                child[search.columns[primitive]] = True
+                child[table.column(primitive)] = True
                 op = operators[o]
                 if op == "or":
                     child |= members
@@ -484,13 +550,87 @@ def optimal_unit(
         path.pop()
         memo[key] = max(memo.get(key, -1), remaining)
 
+    def last_two_levels(
+        members: NDArray[np.bool_],
+        inside_u: NDArray[np.bool_],
+        prefix: tuple,
+        survive: NDArray[np.bool_],
+        c_size: NDArray[np.int64],
+        c_hits: NDArray[np.int64],
+        both: NDArray[np.int64],
+        unit_both: NDArray[np.int64],
+    ) -> None:
+        """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
+
+        |H AND C'| follows from |F AND C'|, |C AND C'| and |F AND C AND C'| (docs/search.md), so
+        one sparse product per F replaces a visit per child.
+        """
+        index = np.flatnonzero(survive.ravel())
+        if len(index) == 0:
+            return
+        cs, os_ = np.divmod(index, n_ops)
+        prims = expand[cs]
+        within_w, within_m = search.cooccurrence_within(members, inside_u)
+        cols = expand
+        gf_w, gf_m = within_w[np.ix_(prims, cols)], within_m[np.ix_(prims, cols)]
+        g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.cooc_m[np.ix_(prims, cols)]
+        hb, hu = np.empty_like(gf_w), np.empty_like(gf_m)
+        for o, op in enumerate(operators):
+            rows = os_ == o
+            if op == "and":
+                hb[rows], hu[rows] = gf_w[rows], gf_m[rows]
+            elif op == "and_not":
+                hb[rows], hu[rows] = both[None, :] - gf_w[rows], unit_both[None, :] - gf_m[rows]
+            elif op == "or":
+                hb[rows] = both[None, :] + g_w[rows] - gf_w[rows]
+                hu[rows] = unit_both[None, :] + g_m[rows] - gf_m[rows]
+            else:
+                hb[rows] = e_sizes_all[None, :] - g_w[rows] + gf_w[rows]
+                hu[rows] = e_hits_all[None, :] - g_m[rows] + gf_m[rows]
+        h_size = c_size.ravel()[index][:, None]
+        h_hits = c_hits.ravel()[index][:, None]
+        shape = (len(index), len(cols), n_ops)
+        g_size, g_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
+        n_pos = table.n_positions
+        for o, op in enumerate(operators):
+            if op == "or":
+                g_size[..., o] = h_size + e_sizes_all - hb
+                g_hits[..., o] = h_hits + e_hits_all - hu
+                no_op[..., o] = e_sizes_all == hb
+            elif op == "and":
+                g_size[..., o] = hb
+                g_hits[..., o] = hu
+                no_op[..., o] = hb == h_size
+            elif op == "and_not":
+                g_size[..., o] = h_size - hb
+                g_hits[..., o] = h_hits - hu
+                no_op[..., o] = hb == 0
+            else:
+                g_size[..., o] = n_pos - e_sizes_all + hb
+                g_hits[..., o] = n_active - e_hits_all + hu
+                no_op[..., o] = n_pos - h_size - e_sizes_all + hb == 0
+        flat = np.flatnonzero(((g_hits > 0) & ~no_op).ravel())
+
+        def grandchild_prefix(i: int) -> tuple:
+            row, rest = divmod(int(flat[i]), len(cols) * n_ops)
+            c2, o2 = divmod(rest, n_ops)
+            return (*prefix, (int(prims[row]), int(os_[row])), (int(cols[c2]), o2))
+
+        offer(g_hits.ravel()[flat], g_size.ravel()[flat], grandchild_prefix)
+
+    e_sizes_all = sizes[expand].astype(np.int64)
+    e_hits_all = search.prim_hits[expand]
     self_n = search.n_sig
     first = search.first
     status = "optimal"
     upper = None
     open_first: NDArray[np.intp] = first[:0]
-    if max_length > 1:
-        # first leaves in order of their cheap bound at the beam's ratio (best first), ties by primitive order
+    top_num, top_den = _ratio_max(search.m, search.o, n_active)
+    if max_length > 2:
+        search.cooccurrence_tables()
+    if max_length > 1 and state["num"] * top_den < top_num * state["den"]:
+        # (a beam answer that reaches the ceiling is optimal.) First leaves by their cheap bound at the
+        # beam's ratio, best first, ties by primitive order
         num, den = state["num"], state["den"]
         _, tm, to = search.positive_sums(num, den)
         g_first = den * tm[first] - num * to[first]
@@ -499,7 +639,7 @@ def optimal_unit(
             for n_done, j in enumerate(order):
                 open_first = order[n_done + 1 :]
                 members = np.zeros(search.n_sig, bool)
-                members[search.columns[int(j)]] = True
+                members[table.column(int(j))] = True
                 visit(members, max_length - 1, ((int(j), -1),), int(search.prim_hits[j]), int(sizes[j]))
         except _BudgetError:
             status = "budget"
