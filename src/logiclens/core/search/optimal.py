@@ -430,8 +430,10 @@ def optimal_unit(
         better = np.flatnonzero(hits * state["den"] > state["num"] * den)
         if len(better) == 0:
             return
-        i = int(better[0])
-        for j in better[1:]:
+        values = hits[better] / den[better]
+        near = better[values >= values.max() * (1 - 1e-9)]  # the exact maximum is among these
+        i = int(near[0])
+        for j in near[1:]:
             if hits[j] * den[i] > hits[i] * den[j]:
                 i = int(j)
         state.update(num=int(hits[i]), den=int(den[i]), size=int(size[i]), hits=int(hits[i]))
@@ -491,13 +493,13 @@ def optimal_unit(
                 c_hits[:, o] = n_active - e_hits + unit_both
                 no_op[:, o] = n_pos - size_f - e_sizes + both == 0
         valid = (c_hits > 0) & ~no_op
-        flat = np.flatnonzero(valid.ravel())
 
-        def child_prefix(i: int, flat=flat) -> tuple:
-            c, o = divmod(int(flat[i]), n_ops)
+        def child_prefix(i: int) -> tuple:
+            c, o = divmod(i, n_ops)
             return (*prefix, (int(expand[c]), o))
 
-        offer(c_hits.ravel()[flat], c_size.ravel()[flat], child_prefix)
+        # no-op children repeat F's IoU, already offered, and cannot beat the incumbent
+        offer(c_hits.ravel(), c_size.ravel(), child_prefix)
         r_child = remaining - 1
         if r_child >= 1:
             # child bounds (docs/search.md): at the node's ratio num/den
@@ -590,33 +592,28 @@ def optimal_unit(
         h_size = c_size.ravel()[index][:, None]
         h_hits = c_hits.ravel()[index][:, None]
         shape = (len(index), len(cols), n_ops)
-        g_size, g_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
+        g_size, g_hits = np.empty(shape, np.int64), np.empty(shape, np.int64)
         n_pos = table.n_positions
-        for o, op in enumerate(operators):
+        for o, op in enumerate(operators):  # no-op extensions repeat H's IoU and need no exclusion here
             if op == "or":
                 g_size[..., o] = h_size + e_sizes_all - hb
                 g_hits[..., o] = h_hits + e_hits_all - hu
-                no_op[..., o] = e_sizes_all == hb
             elif op == "and":
                 g_size[..., o] = hb
                 g_hits[..., o] = hu
-                no_op[..., o] = hb == h_size
             elif op == "and_not":
                 g_size[..., o] = h_size - hb
                 g_hits[..., o] = h_hits - hu
-                no_op[..., o] = hb == 0
             else:
                 g_size[..., o] = n_pos - e_sizes_all + hb
                 g_hits[..., o] = n_active - e_hits_all + hu
-                no_op[..., o] = n_pos - h_size - e_sizes_all + hb == 0
-        flat = np.flatnonzero(((g_hits > 0) & ~no_op).ravel())
 
         def grandchild_prefix(i: int) -> tuple:
-            row, rest = divmod(int(flat[i]), len(cols) * n_ops)
+            row, rest = divmod(i, len(cols) * n_ops)
             c2, o2 = divmod(rest, n_ops)
             return (*prefix, (int(prims[row]), int(os_[row])), (int(cols[c2]), o2))
 
-        offer(g_hits.ravel()[flat], g_size.ravel()[flat], grandchild_prefix)
+        offer(g_hits.ravel(), g_size.ravel(), grandchild_prefix)
 
     e_sizes_all = sizes[expand].astype(np.int64)
     e_hits_all = search.prim_hits[expand]
