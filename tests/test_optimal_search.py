@@ -57,9 +57,9 @@ def _unit(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
 
 
 @st.composite
-def problems(draw):
+def problems(draw, max_k: int = 6, lengths: tuple[int, int] = (1, 3)):
     n = draw(st.integers(5, 90))
-    k = draw(st.integers(1, 6))
+    k = draw(st.integers(1, max_k))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     masks = _overlapping_concepts(rng, k, n)
     unit = _unit(rng, masks)
@@ -68,7 +68,7 @@ def problems(draw):
     if draw(st.booleans()) and k > 1:
         neighbors = {names[i]: [names[(i + 1) % k]] for i in range(k) if rng.random() < 0.5}
     opts = BeamSettings(
-        max_length=draw(st.integers(1, 3)),
+        max_length=draw(st.integers(*lengths)),
         beam_size=draw(st.integers(1, 3)),
         operators=draw(st.sampled_from(OPERATOR_SETS)),
         beam_mode=draw(st.sampled_from(["reference", "paper"])),
@@ -189,6 +189,21 @@ def test_optimum_equals_exhaustive_and_every_pruning_is_sound(problem):
     bound = certify(plain.table, plain.sigs, plain.counts, result.beam, plain.opts)
     assert _at_least(bound, want)
     assert bound >= result.beam_iou
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems(max_k=4, lengths=(4, 4)))
+def test_length_four_equals_exhaustive(problem):
+    """Length 4 also runs the plain depth-first visits above the last two levels."""
+    plain = Plain(*problem)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, plain.opts, trace=True)
+    if result.status in ("empty", "no_match"):
+        return
+    assert result.status == "optimal"
+    assert result.iou == float(plain.best())
+    assert plain.iou(plain.concepts.mask(result.best.formula)) == plain.best()
+    for kind, prefix, remaining, num, den in result.trace:
+        assert plain.subtree_best(plain.prefix_mask(prefix), remaining) <= Fraction(num, den), (kind, prefix)
 
 
 @HYPOTHESIS
