@@ -591,22 +591,26 @@ def optimal_unit(
                 hu[rows] = e_hits_all[None, :] - g_m[rows] + gf_m[rows]
         h_size = c_size.ravel()[index][:, None]
         h_hits = c_hits.ravel()[index][:, None]
-        shape = (len(index), len(cols), n_ops)
-        g_size, g_hits = np.empty(shape, np.int64), np.empty(shape, np.int64)
         n_pos = table.n_positions
-        for o, op in enumerate(operators):  # no-op extensions repeat H's IoU and need no exclusion here
+        parts = []
+        any_better = False
+        num, den = state["num"], state["den"]
+        for op in operators:  # no-op extensions repeat H's IoU and need no exclusion here
             if op == "or":
-                g_size[..., o] = h_size + e_sizes_all - hb
-                g_hits[..., o] = h_hits + e_hits_all - hu
+                part = (h_hits + e_hits_all - hu, h_size + e_sizes_all - hb)
             elif op == "and":
-                g_size[..., o] = hb
-                g_hits[..., o] = hu
+                part = (hu, hb)
             elif op == "and_not":
-                g_size[..., o] = h_size - hb
-                g_hits[..., o] = h_hits - hu
+                part = (h_hits - hu, h_size - hb)
             else:
-                g_size[..., o] = n_pos - e_sizes_all + hb
-                g_hits[..., o] = n_active - e_hits_all + hu
+                part = (n_active - e_hits_all + hu, n_pos - e_sizes_all + hb)
+            parts.append(part)
+            # IoU = hits / (size + |M| - hits) > num / den  <=>  hits (den + num) > num (size + |M|)
+            any_better = any_better or bool((part[0] * (den + num) > num * (part[1] + n_active)).any())
+        if not any_better:
+            return
+        g_hits = np.stack([p[0] for p in parts], axis=-1)
+        g_size = np.stack([p[1] for p in parts], axis=-1)
 
         def grandchild_prefix(i: int) -> tuple:
             row, rest = divmod(i, len(cols) * n_ops)
