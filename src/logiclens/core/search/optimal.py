@@ -293,15 +293,23 @@ class _Search:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(ms), np.concatenate(os_)
 
-    def subtree_bound(self, inside_u: NDArray[np.bool_] | None, remaining: int, first: NDArray[np.intp]) -> float:
+    def subtree_bound(
+        self,
+        inside_u: NDArray[np.bool_] | None,
+        remaining: int,
+        first: NDArray[np.intp],
+        start: tuple[int, int] | None = None,
+    ) -> float:
         """A number no formula of the subtree exceeds (Dinkelbach on the node bound).
 
         ``inside_u`` is F over the unit signatures, with ``remaining`` steps left; ``None`` stands
-        for the root restricted to first leaves ``first`` (``remaining`` = max_length - 1).
+        for the root restricted to first leaves ``first`` (``remaining`` = max_length - 1). The
+        iteration starts from the ratio ``start`` (default 0) and returns the larger of it and the
+        bound: from below the bound it climbs to the bound; from above it stops at once.
         """
         if inside_u is None and len(first) == 0:
-            return 0.0
-        num, den = 0, self.n_active
+            return 0.0 if start is None else start[0] / start[1]
+        num, den = (0, self.n_active) if start is None else start
         while True:
             positive, tm, to = self.positive_sums(num, den)
             if inside_u is None:
@@ -645,8 +653,9 @@ def optimal_unit(
         except _BudgetError:
             status = "budget"
             bounds = [state["num"] / state["den"]]
-            bounds += [search.subtree_bound(mem[search.unit_index], r, first) for mem, r in path]
-            bounds.append(search.subtree_bound(None, max_length - 1, open_first))
+            now = (state["num"], state["den"])
+            bounds += [search.subtree_bound(mem[search.unit_index], r, first, now) for mem, r in path]
+            bounds.append(search.subtree_bound(None, max_length - 1, open_first, now))
             upper = min(max(bounds), top)
     iou_value = state["num"] / state["den"]
     if upper is None:
@@ -703,7 +712,9 @@ def certify(
         scores = search.prim_hits / np.maximum(table.sizes + search.n_active - search.prim_hits, 1)
         ranked = [int(j) for j in np.lexsort((np.arange(len(table)), -scores)) if search.prim_hits[j] > 0]
         search = _Search(table, unit_signatures, unit_counts, settings, ranked)
-    bound = search.subtree_bound(None, settings.max_length - 1, search.first)
-    beam_iou = result.best.intersection / (result.best.size + search.n_active - result.best.intersection)
+    hits, size = result.best.intersection, result.best.size
+    beam_ratio = (hits, size + search.n_active - hits)
+    bound = search.subtree_bound(None, settings.max_length - 1, search.first, beam_ratio)
+    beam_iou = beam_ratio[0] / beam_ratio[1]
     top = ceiling(unit_signatures, unit_counts, table.weights)
     return max(min(bound, top), beam_iou)
