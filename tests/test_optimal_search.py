@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from logiclens import ConceptSet
 from logiclens.core.masks import UnitMasks
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, search_unit
-from logiclens.core.search.optimal import _Search, ceiling, certify, optimal_unit
+from logiclens.core.search.optimal import _Search, ceiling, certify, optimal_unit, optimal_units
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPERATOR_SETS = [
@@ -303,3 +303,15 @@ def test_budget_in_seconds_and_unsupported_settings():
             optimal_unit(plain.table, plain.sigs, plain.counts, bad)
         with pytest.raises(ValueError, match="certify"):
             certify(plain.table, plain.sigs, plain.counts, search_unit(plain.table, plain.sigs, plain.counts, bad), bad)
+
+
+def test_several_units_from_a_count_matrix():
+    masks, names, unit = _planted_problem()
+    concepts = ConceptSet.from_dense(masks, names)
+    units = UnitMasks.from_dense(np.stack([unit, masks[0], np.zeros_like(unit)]), concepts)
+    opts = BeamSettings(max_length=3, beam_size=2)
+    table = PrimitiveTable(concepts)
+    results = optimal_units(table, units.counts, range(3), opts)
+    assert [r.status for r in results] == ["optimal", "optimal", "empty"]
+    assert results[0].iou == 1.0 and str(results[1].best.formula) == "c0"
+    assert results[2].best is None and results[2].upper_bound == 0.0

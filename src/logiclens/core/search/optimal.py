@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from logiclens.core.formula import Formula
 from logiclens.core.search.beam import BeamSettings, Candidate, PrimitiveTable, UnitResult, _compose, search_unit
 
-__all__ = ["OptimalResult", "ceiling", "certify", "optimal_unit"]
+__all__ = ["OptimalResult", "ceiling", "certify", "optimal_unit", "optimal_units"]
 
 _OR_OPS = ("or", "or_not")
 _AND_OPS = ("and", "and_not")
@@ -718,3 +720,26 @@ def certify(
     beam_iou = beam_ratio[0] / beam_ratio[1]
     top = ceiling(unit_signatures, unit_counts, table.weights)
     return max(min(bound, top), beam_iou)
+
+
+def optimal_units(
+    table: PrimitiveTable,
+    counts: sp.csr_array,
+    units: Sequence[int],
+    settings: BeamSettings,
+    budget_seconds: float | None = None,
+    max_nodes: int | None = None,
+) -> list[OptimalResult]:
+    """Certified search of several units (rows of a ``UnitMasks`` count matrix), like ``search_units``.
+
+    The budgets apply to each unit separately.
+    """
+    results = []
+    for u in units:
+        start, stop = counts.indptr[u], counts.indptr[u + 1]
+        results.append(
+            optimal_unit(
+                table, counts.indices[start:stop], counts.data[start:stop], settings, budget_seconds, max_nodes
+            )
+        )
+    return results
