@@ -648,7 +648,7 @@ def optimal_unit(
         order = first[np.lexsort((first, -g_first))]
         try:
             for n_done, j in enumerate(order):
-                open_first = order[n_done + 1 :]
+                open_first = order[n_done:]  # this one too: its visit may stop before it is on the path
                 members = np.zeros(search.n_sig, bool)
                 members[table.column(int(j))] = True
                 visit(members, max_length - 1, ((int(j), -1),), int(search.prim_hits[j]), int(sizes[j]))
