@@ -1,4 +1,4 @@
-"""The search core: exact beam search on signature counts, the metrics it optimises, and the parallel driver.
+"""The search core: exact beam search on signature counts, the certified search, the metrics, the parallel driver.
 
 The names below load on first use, so that :mod:`.names` can be read without numpy.
 """
@@ -19,6 +19,11 @@ _LAZY = {
     "UnitResult": "logiclens.core.search.beam",
     "search_unit": "logiclens.core.search.beam",
     "search_all": "logiclens.core.search.run",
+    "OptimalResult": "logiclens.core.search.optimal",
+    "ceiling": "logiclens.core.search.optimal",
+    "certify": "logiclens.core.search.optimal",
+    "optimal_unit": "logiclens.core.search.optimal",
+    "optimal_units": "logiclens.core.search.optimal",
 }
 
 __all__ = list(_LAZY)

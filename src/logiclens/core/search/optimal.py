@@ -1,0 +1,745 @@
+"""Certified search: the provably best formula of the beam's formula space, on signature counts.
+
+Branch and bound over exactly the formulas the beam search (:mod:`logiclens.core.search.beam`)
+can build: left-deep formulas ``P1 op2 P2 op3 P3 ...`` of at most ``max_length`` leaves, every
+prefix of which has a positive IoU. The incumbent is seeded with the beam's answer; subtrees
+are pruned with the bounds proved in ``docs/search.md`` (section "Certified search"). Every
+comparison is made on exact integer counts (cross-multiplied), so a pruning decision is never
+wrong by a rounding error.
+
+Also here: :func:`ceiling` (the best IoU of any union of signatures, a bound for formulas of
+any length and shape) and :func:`certify` (a cheap upper bound for a beam answer).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from logiclens.core.formula import Formula
+from logiclens.core.search.beam import BeamSettings, Candidate, PrimitiveTable, UnitResult, _compose, search_unit
+
+__all__ = ["OptimalResult", "ceiling", "certify", "optimal_unit", "optimal_units"]
+
+_OR_OPS = ("or", "or_not")
+_AND_OPS = ("and", "and_not")
+
+
+@dataclass
+class OptimalResult:
+    """Outcome of one unit's certified search.
+
+    Attributes
+    ----------
+    n_active : int
+        Active positions of the unit.
+    status : str
+        ``"optimal"`` (no formula of the space scores more than ``best``), ``"budget"`` (the
+        budget ran out; ``upper_bound`` bounds what was not searched), ``"empty"`` (the unit is
+        never active) or ``"no_match"`` (no primitive overlaps the unit).
+    best : Candidate or None
+        The best formula found; never worse than the beam's answer.
+    iou : float
+        IoU of ``best`` (0 when there is none).
+    upper_bound : float
+        No formula of the space has an IoU above this; equals ``iou`` when ``status`` is
+        ``"optimal"``.
+    beam : UnitResult
+        The beam search that seeded the incumbent.
+    beam_iou : float
+        IoU of the beam's answer.
+    ceiling : float
+        Best IoU of any union of signatures (:func:`ceiling`).
+    nodes : int
+        Formulas expanded (visited internal nodes of the search tree).
+    seconds : float
+        Wall time of the branch and bound, beam excluded.
+    """
+
+    n_active: int
+    status: str
+    best: Candidate | None
+    iou: float
+    upper_bound: float
+    beam: UnitResult
+    beam_iou: float
+    ceiling: float
+    nodes: int = 0
+    seconds: float = 0.0
+    trace: list[tuple] | None = field(default=None, repr=False)
+
+    @property
+    def gap(self) -> float:
+        """``upper_bound - iou``: how much better a formula of the space could possibly be."""
+        return self.upper_bound - self.iou
+
+
+class _BudgetError(Exception):
+    pass
+
+
+def _column_sums(
+    table: PrimitiveTable, rows: NDArray[np.intp], weights: list[NDArray[np.int64]]
+) -> list[NDArray[np.int64]]:
+    """Per primitive, the sums of each weight vector over the given signatures holding it (exact)."""
+    k = len(table)
+    indptr, indices = table.by_signature.indptr, table.by_signature.indices
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    total = int(lengths.sum())
+    if total == 0:
+        return [np.zeros(k, np.int64) for _ in weights]
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    columns = indices[shift + np.arange(total)]
+    out = []
+    for w in weights:
+        sums = np.bincount(columns, weights=np.repeat(w.astype(np.float64), lengths), minlength=k)
+        out.append(np.rint(sums).astype(np.int64))
+    return out
+
+
+def _gather(indptr: NDArray[np.integer], rows: NDArray[np.intp]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Positions of the entries of the given CSR rows, and each row's number of entries."""
+    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
+    total = int(lengths.sum())
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return shift + np.arange(total), lengths
+
+
+_PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArray[np.int64]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Per signature, every ordered pair (C, C') of primitives it holds, coded C K + C' (CSR by signature).
+
+    Cached per table: the co-occurrence counts of any set of signatures are a bincount of these.
+    """
+    if table not in _PAIRS:
+        k = len(table)
+        indptr, indices = table.by_signature.indptr.astype(np.int64), table.by_signature.indices.astype(np.int64)
+        degree = np.diff(indptr)
+        entry_row = np.repeat(np.arange(len(degree)), degree)
+        repeat = degree[entry_row]
+        first = np.repeat(indices, repeat)
+        local = np.arange(int(repeat.sum())) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        second = indices[np.repeat(indptr[entry_row], repeat) + local]
+        pair_indptr = np.concatenate([[0], np.cumsum(degree * degree)])
+        _PAIRS[table] = (pair_indptr, first * k + second)
+    return _PAIRS[table]
+
+
+def _topsum(values: NDArray[np.int64], r: int) -> int:
+    """Sum of the ``r`` largest entries (all of them when fewer)."""
+    if r <= 0 or len(values) == 0:
+        return 0
+    if len(values) <= r:
+        return int(values.sum())
+    return int(np.partition(values, len(values) - r)[len(values) - r :].sum())
+
+
+def _ratio_max(m: NDArray[np.int64], o: NDArray[np.int64], n_active: int) -> tuple[int, int]:
+    """max over subsets T of sum_T m / (n_active + sum_T o), as (numerator, denominator), exactly.
+
+    Dinkelbach's iteration: at the current ratio I/U, keep every item with m U > I o (the
+    items of ratio m/o above I/U, a prefix in ratio order) and move to their ratio; it stops
+    when the ratio no longer grows, which is the maximum.
+    """
+    num, den = 0, n_active
+    while True:
+        keep = m * den > num * o
+        new_num, new_den = int(m[keep].sum()), n_active + int(o[keep].sum())
+        if new_num * den <= num * new_den:
+            return num, den
+        num, den = new_num, new_den
+
+
+def ceiling(
+    unit_signatures: NDArray[np.integer], unit_counts: NDArray[np.integer], signature_weights: NDArray[np.integer]
+) -> float:
+    """The best IoU any union of signatures can reach for this unit.
+
+    Every formula, of any length and shape, is a union of signatures, so no explanation with
+    these concepts can score more. Exact: signatures sorted by active / inactive ratio, the best
+    prefix (see ``docs/search.md``).
+
+    Parameters
+    ----------
+    unit_signatures, unit_counts : int arrays
+        The signatures where the unit is active and its number of active positions in each.
+    signature_weights : int array, shape (S,)
+        Positions per signature (``ConceptSet.signature_weights``).
+
+    Returns
+    -------
+    float
+        The ceiling; 0.0 for a unit that is never active.
+    """
+    m = np.asarray(unit_counts, np.int64)
+    n_active = int(m.sum())
+    if n_active == 0:
+        return 0.0
+    o = np.asarray(signature_weights, np.int64)[np.asarray(unit_signatures, np.intp)] - m
+    num, den = _ratio_max(m, o, n_active)
+    return num / den
+
+
+class _Search:
+    """State of one unit's branch and bound."""
+
+    def __init__(
+        self,
+        table: PrimitiveTable,
+        unit_signatures: NDArray[np.integer],
+        unit_counts: NDArray[np.integer],
+        settings: BeamSettings,
+        ranked: list[int],
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.n_sig = len(table.weights)
+        self.weights = np.rint(table.weights).astype(np.int64)
+        self.unit_index = np.asarray(unit_signatures, np.intp)
+        self.m = np.asarray(unit_counts, np.int64)
+        self.o = self.weights[self.unit_index] - self.m
+        self.n_active = int(self.m.sum())
+        self.all_rows = np.arange(self.n_sig)
+        (self.prim_hits,) = _column_sums(table, self.unit_index, [self.m])
+        self.sizes = table.sizes.astype(np.int64)
+        self.first = np.flatnonzero(self.prim_hits > 0)
+        if settings.max_expansion_concepts is None:
+            self.expand = np.arange(len(table))
+        else:
+            self.expand = np.sort(np.asarray(ranked[: settings.max_expansion_concepts], np.intp))
+        self.operators = settings.operators
+        self.or_ops = [o for o in self.operators if o in _OR_OPS]
+        self.has_or = bool(self.or_ops)
+        self.trace: list[tuple] | None = None
+        self._lam: tuple[int, int] | None = None
+
+    # ---------------------------------------------------------------- co-occurrence counts
+    def _cooccurrence(self, rows: NDArray[np.intp], weights: NDArray[np.int64]) -> NDArray[np.int64]:
+        """K x K: entry (C, C') = sum of ``weights`` over the given signatures holding both C and C'."""
+        k = len(self.table)
+        pair_indptr, codes = _pair_codes(self.table)
+        positions, lengths = _gather(pair_indptr, rows)
+        if len(positions) == 0:
+            return np.zeros((k, k), np.int64)
+        sums = np.bincount(
+            codes[positions], weights=np.repeat(weights.astype(np.float64), lengths), minlength=k * k
+        ).reshape(k, k)
+        return np.rint(sums).astype(np.int64)
+
+    def cooccurrence_tables(self) -> None:
+        """|C AND C'| and |M AND C AND C'| for every pair of primitives (once per unit)."""
+        self.cooc_w = self._cooccurrence(self.all_rows, self.weights)
+        self.cooc_m = self._cooccurrence(self.unit_index, self.m)
+
+    def cooccurrence_within(
+        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures."""
+        if 2 * np.count_nonzero(members) <= len(members):
+            within_w = self._cooccurrence(self.all_rows[members], self.weights[members])
+        else:
+            within_w = self.cooc_w - self._cooccurrence(self.all_rows[~members], self.weights[~members])
+        within_m = self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+        return within_w, within_m
+
+    # ---------------------------------------------------------------- incumbent-dependent sums
+    def positive_sums(self, num: int, den: int) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64]]:
+        """Unit signatures with m den > num o, and per primitive the sums of m and o over them."""
+        if self._lam != (num, den):
+            positive = self.m * den > num * self.o
+            rows = self.unit_index[positive]
+            tm, to = _column_sums(self.table, rows, [self.m[positive], self.o[positive]])
+            self._cache = (positive, tm, to)
+            self._lam = (num, den)
+        return self._cache
+
+    def node_sums(
+        self, inside_u: NDArray[np.bool_], num: int, den: int
+    ) -> tuple[int, int, NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], int, int]:
+        """For F (its unit signatures ``inside_u``) at ratio num/den.
+
+        Returns the m and o sums over F's positive signatures, per primitive C the m and o sums over
+        positive signatures of C inside F (``bm``, ``bo``) and outside F (``am``, ``ao``), and the m
+        and o sums over positive signatures outside F.
+        """
+        positive, tm, to = self.positive_sums(num, den)
+        sel = positive & inside_u
+        bm, bo = _column_sums(self.table, self.unit_index[sel], [self.m[sel], self.o[sel]])
+        mf, of = int(self.m[sel].sum()), int(self.o[sel].sum())
+        out = positive & ~inside_u
+        return mf, of, bm, bo, tm - bm, to - bo, int(self.m[out].sum()), int(self.o[out].sum())
+
+    def or_pool(
+        self, am: NDArray[np.int64], ao: NDArray[np.int64], mout: int, oout: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """m and o sums of what each OR-type extension could add outside F (positive signatures only)."""
+        ms, os_ = [], []
+        for op in self.or_ops:
+            if op == "or":
+                ms.append(am[self.expand])
+                os_.append(ao[self.expand])
+            else:  # or_not adds the complement of C
+                ms.append(mout - am[self.expand])
+                os_.append(oout - ao[self.expand])
+        if not ms:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(ms), np.concatenate(os_)
+
+    def subtree_bound(
+        self,
+        inside_u: NDArray[np.bool_] | None,
+        remaining: int,
+        first: NDArray[np.intp],
+        start: tuple[int, int] | None = None,
+    ) -> float:
+        """A number no formula of the subtree exceeds (Dinkelbach on the node bound).
+
+        ``inside_u`` is F over the unit signatures, with ``remaining`` steps left; ``None`` stands
+        for the root restricted to first leaves ``first`` (``remaining`` = max_length - 1). The
+        iteration starts from the ratio ``start`` (default 0) and returns the larger of it and the
+        bound: from below the bound it climbs to the bound; from above it stops at once.
+        """
+        if inside_u is None and len(first) == 0:
+            return 0.0 if start is None else start[0] / start[1]
+        num, den = (0, self.n_active) if start is None else start
+        while True:
+            positive, tm, to = self.positive_sums(num, den)
+            if inside_u is None:
+                pm, po = tm[first], to[first]
+                g = den * pm - num * po
+                best = int(np.argmax(g))
+                mf, of = int(pm[best]), int(po[best])
+                am, ao = tm, to
+                mout, oout = int(self.m[positive].sum()), int(self.o[positive].sum())
+            else:
+                mf, of, _, _, am, ao, mout, oout = self.node_sums(inside_u, num, den)
+            sm, so = mf, of
+            if self.has_or and remaining > 0:
+                pool_m, pool_o = self.or_pool(am, ao, mout, oout)
+                g = den * pool_m - num * pool_o
+                if len(g) > remaining:
+                    top = np.argpartition(g, len(g) - remaining)[len(g) - remaining :]
+                else:
+                    top = np.arange(len(g))
+                top = top[g[top] > 0]
+                sm += int(pool_m[top].sum())
+                so += int(pool_o[top].sum())
+            new_den = self.n_active + so
+            if sm * den <= num * new_den:
+                return num / den
+            num, den = sm, new_den
+
+
+def _iou_exact(hits: int, size: int, n_active: int) -> tuple[int, int]:
+    return hits, size + n_active - hits
+
+
+def optimal_unit(
+    table: PrimitiveTable,
+    unit_signatures: NDArray[np.integer],
+    unit_counts: NDArray[np.integer],
+    settings: BeamSettings,
+    budget_seconds: float | None = None,
+    max_nodes: int | None = None,
+    incumbent: UnitResult | None = None,
+    *,
+    trace: bool = False,
+) -> OptimalResult:
+    """Find the formula of highest IoU in the beam's formula space, with a certificate.
+
+    Parameters
+    ----------
+    table : PrimitiveTable
+    unit_signatures, unit_counts : int arrays
+        The signatures where the unit is active and its number of active positions in each.
+    settings : BeamSettings
+        The formula space (``max_length``, ``operators``, ``max_expansion_concepts``; primitives
+        come from ``table``) and the beam that seeds the incumbent. Only ``metric="iou"`` without
+        complexity penalty is supported.
+    budget_seconds : float, optional
+        Wall-time budget for the branch and bound (the seeding beam is not counted).
+    max_nodes : int, optional
+        Budget in expanded formulas (deterministic, unlike a time budget).
+    incumbent : UnitResult, optional
+        The beam's result for this unit with ``settings``, if already computed.
+    trace : bool
+        Record every pruning decision in ``result.trace`` (for tests): tuples
+        ``(kind, prefix, remaining, num, den)`` meaning that no formula of the subtree of
+        ``prefix`` (a tuple of ``(primitive, operator index)``, ``-1`` for the first leaf) with at
+        most ``remaining`` more leaves has an IoU above ``num / den``.
+
+    Returns
+    -------
+    OptimalResult
+
+    Raises
+    ------
+    ValueError
+        For a metric other than ``"iou"`` or a non-zero complexity penalty.
+    """
+    if settings.metric != "iou":
+        raise ValueError(f"optimal search supports metric='iou' only, got {settings.metric!r}")
+    if settings.complexity_penalty != 0.0:
+        raise ValueError("optimal search does not support a complexity penalty")
+    beam = incumbent if incumbent is not None else search_unit(table, unit_signatures, unit_counts, settings)
+    n_active = beam.n_active
+    top = ceiling(unit_signatures, unit_counts, table.weights)
+    if beam.status != "ok":
+        return OptimalResult(n_active, beam.status, None, 0.0, 0.0, beam, 0.0, top)
+
+    start = time.perf_counter()
+    sizes = table.sizes
+    search = _Search(table, unit_signatures, unit_counts, settings, [])
+    ranked_scores = search.prim_hits / np.maximum(sizes + n_active - search.prim_hits, 1)
+    ranked = [int(j) for j in np.lexsort((np.arange(len(table)), -ranked_scores)) if search.prim_hits[j] > 0]
+    if settings.max_expansion_concepts is not None:
+        search = _Search(table, unit_signatures, unit_counts, settings, ranked)
+    search.trace = [] if trace else None
+    best_c = beam.best
+    assert best_c is not None
+    state = {
+        "num": best_c.intersection,
+        "den": best_c.size + n_active - best_c.intersection,
+        "formula": best_c.formula,
+        "size": best_c.size,
+        "hits": best_c.intersection,
+        "nodes": 0,
+    }
+    beam_iou = best_c.intersection / state["den"]
+    max_length = settings.max_length
+    operators = settings.operators
+    n_ops = len(operators)
+    expand = search.expand
+    memo: dict[bytes, int] = {}
+    path: list[tuple[NDArray[np.bool_], int]] = []
+    deadline = None if budget_seconds is None else start + budget_seconds
+
+    def record(kind: str, prefix: tuple, remaining: int, num: int, den: int) -> None:
+        if search.trace is not None:
+            search.trace.append((kind, prefix, remaining, num, den))
+
+    def formula_of(prefix: tuple) -> Formula:
+        formula = table.formulas[prefix[0][0]]
+        for primitive, op in prefix[1:]:
+            formula = _compose(formula, table.formulas[primitive], operators[op])
+        return formula
+
+    def offer(hits: NDArray[np.int64], size: NDArray[np.int64], make_prefix) -> None:
+        """Take the first of the best of these formulas if it beats the incumbent strictly."""
+        den = size + n_active - hits
+        better = np.flatnonzero(hits * state["den"] > state["num"] * den)
+        if len(better) == 0:
+            return
+        values = hits[better] / den[better]
+        near = better[values >= values.max() * (1 - 1e-9)]  # the exact maximum is among these
+        i = int(near[0])
+        for j in near[1:]:
+            if hits[j] * den[i] > hits[i] * den[j]:
+                i = int(j)
+        state.update(num=int(hits[i]), den=int(den[i]), size=int(size[i]), hits=int(hits[i]))
+        state["formula"] = formula_of(make_prefix(i))
+
+    def visit(members: NDArray[np.bool_], remaining: int, prefix: tuple, hits_f: int, size_f: int) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _BudgetError
+        if max_nodes is not None and state["nodes"] >= max_nodes:
+            raise _BudgetError
+        key = np.packbits(members).tobytes()
+        if memo.get(key, -1) >= remaining:
+            record("memo", prefix, remaining, state["num"], state["den"])
+            return
+        num, den = state["num"], state["den"]
+        inside_u = members[search.unit_index]
+        mf, of, bm, bo, am, ao, mout, oout = search.node_sums(inside_u, num, den)
+        g_f = den * mf - num * of
+        target = num * n_active
+        pool_m, pool_o = search.or_pool(am, ao, mout, oout)
+        pool_a = den * pool_m - num * pool_o
+        if g_f + (_topsum(pool_a, remaining) if search.has_or else 0) <= target:
+            record("node", prefix, remaining, num, den)
+            memo[key] = max(memo.get(key, -1), remaining)
+            return
+        state["nodes"] += 1
+        path.append((members, remaining))
+        # children counts: |F AND C| and |M AND F AND C|
+        count = int(np.count_nonzero(members))
+        if 2 * count <= self_n:
+            (both,) = _column_sums(table, search.all_rows[members], [search.weights[members]])
+        else:
+            (out_sizes,) = _column_sums(table, search.all_rows[~members], [search.weights[~members]])
+            both = sizes - out_sizes
+        sel = inside_u
+        (unit_both,) = _column_sums(table, search.unit_index[sel], [search.m[sel]])
+        both, unit_both = both[expand], unit_both[expand]
+        e_sizes, e_hits = sizes[expand], search.prim_hits[expand]
+        n_pos = table.n_positions
+        shape = (len(expand), n_ops)
+        c_size, c_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
+        for o, op in enumerate(operators):
+            if op == "or":
+                c_size[:, o] = size_f + e_sizes - both
+                c_hits[:, o] = hits_f + e_hits - unit_both
+                no_op[:, o] = e_sizes == both
+            elif op == "and":
+                c_size[:, o] = both
+                c_hits[:, o] = unit_both
+                no_op[:, o] = both == size_f
+            elif op == "and_not":
+                c_size[:, o] = size_f - both
+                c_hits[:, o] = hits_f - unit_both
+                no_op[:, o] = both == 0
+            else:
+                c_size[:, o] = n_pos - e_sizes + both
+                c_hits[:, o] = n_active - e_hits + unit_both
+                no_op[:, o] = n_pos - size_f - e_sizes + both == 0
+        valid = (c_hits > 0) & ~no_op
+
+        def child_prefix(i: int) -> tuple:
+            c, o = divmod(i, n_ops)
+            return (*prefix, (int(expand[c]), o))
+
+        # no-op children repeat F's IoU, already offered, and cannot beat the incumbent
+        offer(c_hits.ravel(), c_size.ravel(), child_prefix)
+        r_child = remaining - 1
+        if r_child >= 1:
+            # child bounds (docs/search.md): at the node's ratio num/den
+            ga = den * am[expand] - num * ao[expand]  # g(C \ F)
+            gb = den * bm[expand] - num * bo[expand]  # g(C AND F)
+            g_out = den * mout - num * oout
+            top_a = _topsum(pool_a, r_child) if search.has_or else 0
+            if search.has_or:
+                pool_b_parts = []
+                for op in search.or_ops:
+                    pool_b_parts.append(gb if op == "or" else g_f - gb)
+                top_b = _topsum(np.concatenate(pool_b_parts), r_child)
+            bound = np.empty(shape, np.int64)
+            for o, op in enumerate(operators):
+                if op == "or":
+                    bound[:, o] = g_f + ga + top_a
+                elif op == "or_not":
+                    bound[:, o] = g_f + (g_out - ga) + top_a
+                else:
+                    g_h = gb if op == "and" else g_f - gb
+                    extra = 0
+                    if search.has_or:
+                        extra = top_a + np.minimum(r_child * (g_f - g_h), top_b)
+                    bound[:, o] = g_h + extra
+            survive = valid & (bound > target)
+            if search.trace is not None:
+                for i in np.flatnonzero((valid & ~survive).ravel()):
+                    c, o = divmod(int(i), n_ops)
+                    record("child", (*prefix, (int(expand[c]), o)), r_child, num, den)
+            if r_child == 1:
+                last_two_levels(members, inside_u, prefix, survive, c_size, c_hits, both, unit_both)
+                path.pop()
+                memo[key] = max(memo.get(key, -1), remaining)
+                return
+            for i in np.flatnonzero(survive.ravel()):
+                c, o = divmod(int(i), n_ops)
+                primitive = int(expand[c])
+                child = np.zeros(search.n_sig, bool)
+                child[table.column(primitive)] = True
+                op = operators[o]
+                if op == "or":
+                    child |= members
+                elif op == "and":
+                    child &= members
+                elif op == "and_not":
+                    child = members & ~child
+                else:
+                    child = members | ~child
+                visit(child, r_child, (*prefix, (primitive, o)), int(c_hits[c, o]), int(c_size[c, o]))
+        path.pop()
+        memo[key] = max(memo.get(key, -1), remaining)
+
+    def last_two_levels(
+        members: NDArray[np.bool_],
+        inside_u: NDArray[np.bool_],
+        prefix: tuple,
+        survive: NDArray[np.bool_],
+        c_size: NDArray[np.int64],
+        c_hits: NDArray[np.int64],
+        both: NDArray[np.int64],
+        unit_both: NDArray[np.int64],
+    ) -> None:
+        """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
+
+        |H AND C'| follows from |F AND C'|, |C AND C'| and |F AND C AND C'| (docs/search.md), so
+        one sparse product per F replaces a visit per child.
+        """
+        index = np.flatnonzero(survive.ravel())
+        if len(index) == 0:
+            return
+        cs, os_ = np.divmod(index, n_ops)
+        prims = expand[cs]
+        within_w, within_m = search.cooccurrence_within(members, inside_u)
+        cols = expand
+        gf_w, gf_m = within_w[np.ix_(prims, cols)], within_m[np.ix_(prims, cols)]
+        g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.cooc_m[np.ix_(prims, cols)]
+        hb, hu = np.empty_like(gf_w), np.empty_like(gf_m)
+        for o, op in enumerate(operators):
+            rows = os_ == o
+            if op == "and":
+                hb[rows], hu[rows] = gf_w[rows], gf_m[rows]
+            elif op == "and_not":
+                hb[rows], hu[rows] = both[None, :] - gf_w[rows], unit_both[None, :] - gf_m[rows]
+            elif op == "or":
+                hb[rows] = both[None, :] + g_w[rows] - gf_w[rows]
+                hu[rows] = unit_both[None, :] + g_m[rows] - gf_m[rows]
+            else:
+                hb[rows] = e_sizes_all[None, :] - g_w[rows] + gf_w[rows]
+                hu[rows] = e_hits_all[None, :] - g_m[rows] + gf_m[rows]
+        h_size = c_size.ravel()[index][:, None]
+        h_hits = c_hits.ravel()[index][:, None]
+        n_pos = table.n_positions
+        parts = []
+        any_better = False
+        num, den = state["num"], state["den"]
+        for op in operators:  # no-op extensions repeat H's IoU and need no exclusion here
+            if op == "or":
+                part = (h_hits + e_hits_all - hu, h_size + e_sizes_all - hb)
+            elif op == "and":
+                part = (hu, hb)
+            elif op == "and_not":
+                part = (h_hits - hu, h_size - hb)
+            else:
+                part = (n_active - e_hits_all + hu, n_pos - e_sizes_all + hb)
+            parts.append(part)
+            # IoU = hits / (size + |M| - hits) > num / den  <=>  hits (den + num) > num (size + |M|)
+            any_better = any_better or bool((part[0] * (den + num) > num * (part[1] + n_active)).any())
+        if not any_better:
+            return
+        g_hits = np.stack([p[0] for p in parts], axis=-1)
+        g_size = np.stack([p[1] for p in parts], axis=-1)
+
+        def grandchild_prefix(i: int) -> tuple:
+            row, rest = divmod(i, len(cols) * n_ops)
+            c2, o2 = divmod(rest, n_ops)
+            return (*prefix, (int(prims[row]), int(os_[row])), (int(cols[c2]), o2))
+
+        offer(g_hits.ravel(), g_size.ravel(), grandchild_prefix)
+
+    e_sizes_all = sizes[expand].astype(np.int64)
+    e_hits_all = search.prim_hits[expand]
+    self_n = search.n_sig
+    first = search.first
+    status = "optimal"
+    upper = None
+    open_first: NDArray[np.intp] = first[:0]
+    top_num, top_den = _ratio_max(search.m, search.o, n_active)
+    if max_length > 2:
+        search.cooccurrence_tables()
+    if max_length > 1 and state["num"] * top_den < top_num * state["den"]:
+        # (a beam answer that reaches the ceiling is optimal.) First leaves by their cheap bound at the
+        # beam's ratio, best first, ties by primitive order
+        num, den = state["num"], state["den"]
+        _, tm, to = search.positive_sums(num, den)
+        g_first = den * tm[first] - num * to[first]
+        order = first[np.lexsort((first, -g_first))]
+        try:
+            for n_done, j in enumerate(order):
+                open_first = order[n_done:]  # this one too: its visit may stop before it is on the path
+                members = np.zeros(search.n_sig, bool)
+                members[table.column(int(j))] = True
+                visit(members, max_length - 1, ((int(j), -1),), int(search.prim_hits[j]), int(sizes[j]))
+        except _BudgetError:
+            status = "budget"
+            bounds = [state["num"] / state["den"]]
+            now = (state["num"], state["den"])
+            bounds += [search.subtree_bound(mem[search.unit_index], r, first, now) for mem, r in path]
+            bounds.append(search.subtree_bound(None, max_length - 1, open_first, now))
+            upper = min(max(bounds), top)
+    iou_value = state["num"] / state["den"]
+    if upper is None:
+        upper = iou_value
+    best = Candidate(state["formula"], iou_value, iou_value, state["size"], state["hits"])
+    return OptimalResult(
+        n_active,
+        status,
+        best,
+        iou_value,
+        upper,
+        beam,
+        beam_iou,
+        top,
+        nodes=state["nodes"],
+        seconds=time.perf_counter() - start,
+        trace=search.trace,
+    )
+
+
+def certify(
+    table: PrimitiveTable,
+    unit_signatures: NDArray[np.integer],
+    unit_counts: NDArray[np.integer],
+    result: UnitResult,
+    settings: BeamSettings,
+) -> float:
+    """A cheap upper bound on the IoU of every formula in the beam's space (``beam_gap = bound - iou``).
+
+    The root bound of ``docs/search.md``: the best first leaf plus the ``max_length - 1`` largest
+    gains of OR-type extensions, at their fixed point, capped by :func:`ceiling`.
+
+    Parameters
+    ----------
+    table : PrimitiveTable
+    unit_signatures, unit_counts : int arrays
+        The unit, as given to :func:`~logiclens.core.search.beam.search_unit`.
+    result : UnitResult
+        The beam's result for this unit.
+    settings : BeamSettings
+        The settings the beam ran with (IoU, no complexity penalty).
+
+    Returns
+    -------
+    float
+        An upper bound, at least the beam's IoU; 0.0 for units without a formula.
+    """
+    if settings.metric != "iou" or settings.complexity_penalty != 0.0:
+        raise ValueError("certify supports metric='iou' without complexity penalty only")
+    if result.status != "ok" or result.best is None:
+        return 0.0
+    search = _Search(table, unit_signatures, unit_counts, settings, [])
+    if settings.max_expansion_concepts is not None:
+        scores = search.prim_hits / np.maximum(table.sizes + search.n_active - search.prim_hits, 1)
+        ranked = [int(j) for j in np.lexsort((np.arange(len(table)), -scores)) if search.prim_hits[j] > 0]
+        search = _Search(table, unit_signatures, unit_counts, settings, ranked)
+    hits, size = result.best.intersection, result.best.size
+    beam_ratio = (hits, size + search.n_active - hits)
+    bound = search.subtree_bound(None, settings.max_length - 1, search.first, beam_ratio)
+    beam_iou = beam_ratio[0] / beam_ratio[1]
+    top = ceiling(unit_signatures, unit_counts, table.weights)
+    return max(min(bound, top), beam_iou)
+
+
+def optimal_units(
+    table: PrimitiveTable,
+    counts: sp.csr_array,
+    units: Sequence[int],
+    settings: BeamSettings,
+    budget_seconds: float | None = None,
+    max_nodes: int | None = None,
+) -> list[OptimalResult]:
+    """Certified search of several units (rows of a ``UnitMasks`` count matrix), like ``search_units``.
+
+    The budgets apply to each unit separately.
+    """
+    results = []
+    for u in units:
+        start, stop = counts.indptr[u], counts.indptr[u + 1]
+        results.append(
+            optimal_unit(
+                table, counts.indices[start:stop], counts.data[start:stop], settings, budget_seconds, max_nodes
+            )
+        )
+    return results

@@ -1,0 +1,317 @@
+"""The certified search against a plain exhaustive enumeration of the beam's formula space.
+
+Every formula is evaluated here on dense boolean masks over positions; nothing but the
+primitive list (``PrimitiveTable.formulas``, evaluated with ``ConceptSet.mask``) is shared
+with the code under test.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logiclens import ConceptSet
+from logiclens.core.masks import UnitMasks
+from logiclens.core.search.beam import BeamSettings, PrimitiveTable, search_unit
+from logiclens.core.search.optimal import _Search, ceiling, certify, optimal_unit, optimal_units
+
+HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+OPERATOR_SETS = [
+    ("or", "and", "and_not"),
+    ("or", "and"),
+    ("and", "and_not"),
+    ("or",),
+    ("or", "and", "and_not", "or_not"),
+    ("and_not", "or_not"),
+]
+
+
+# ------------------------------------------------------------------------ problems
+def _overlapping_concepts(rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+    """Objects, their parts and 'colours': concepts that share positions, as in segmentation."""
+    masks = np.zeros((k, n), bool)
+    for i in range(k):
+        kind = rng.integers(0, 5)
+        if kind == 0 and i > 0:
+            masks[i] = masks[rng.integers(0, i)] & (rng.random(n) < 0.5)  # a part of an earlier concept
+        elif kind == 1 and i > 0:
+            masks[i] = masks[rng.integers(0, i)] | (rng.random(n) < 0.1)  # a superset
+        else:
+            start, length = rng.integers(0, n), rng.integers(1, max(2, n // 2))
+            masks[i, start : start + length] = True  # a contiguous region
+            masks[i] ^= rng.random(n) < 0.05
+    return masks
+
+
+def _unit(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
+    k, n = masks.shape
+    a, b, c = (masks[j] for j in rng.integers(0, k, 3))
+    kind = rng.integers(0, 4)
+    unit = [(a & b) | c, a | b, a & ~b, rng.random(n) < 0.3][kind]
+    return unit ^ (rng.random(n) < rng.choice([0.0, 0.03, 0.1]))
+
+
+@st.composite
+def problems(draw, max_k: int = 6, lengths: tuple[int, int] = (1, 3)):
+    n = draw(st.integers(5, 90))
+    k = draw(st.integers(1, max_k))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    masks = _overlapping_concepts(rng, k, n)
+    unit = _unit(rng, masks)
+    names = [f"c{i}" for i in range(k)]
+    neighbors = None
+    if draw(st.booleans()) and k > 1:
+        neighbors = {names[i]: [names[(i + 1) % k]] for i in range(k) if rng.random() < 0.5}
+    opts = BeamSettings(
+        max_length=draw(st.integers(*lengths)),
+        beam_size=draw(st.integers(1, 3)),
+        operators=draw(st.sampled_from(OPERATOR_SETS)),
+        beam_mode=draw(st.sampled_from(["reference", "paper"])),
+        min_support=draw(st.sampled_from([1, 1, 3])),
+        max_expansion_concepts=draw(st.sampled_from([None, None, 1, 3])),
+        use_neighbors=draw(st.booleans()),
+    )
+    return masks, names, neighbors, unit, opts
+
+
+class Plain:
+    """The formula space of ``docs/search.md`` enumerated on dense masks."""
+
+    def __init__(self, masks, names, neighbors, unit, opts: BeamSettings) -> None:
+        concepts = ConceptSet.from_dense(masks, names)
+        if neighbors is not None:
+            concepts = concepts.with_neighbors(neighbors)
+        self.concepts = concepts
+        self.table = PrimitiveTable(concepts, opts.min_support, opts.use_neighbors)
+        counts = UnitMasks.from_dense(unit[None], concepts).counts
+        self.sigs, self.counts = counts.indices, counts.data
+        self.opts = opts
+        self.unit = unit
+        self.m = int(unit.sum())
+        self.prims = [concepts.mask(f) for f in self.table.formulas]
+        iou = [self.iou(p) for p in self.prims]
+        hits = [int((p & unit).sum()) for p in self.prims]
+        self.first = [j for j in range(len(self.prims)) if hits[j] > 0]
+        ranked = sorted(self.first, key=lambda j: (-iou[j], j))
+        limit = opts.max_expansion_concepts
+        self.expand = list(range(len(self.prims))) if limit is None else sorted(ranked[:limit])
+
+    def iou(self, mask: np.ndarray) -> Fraction:
+        hits = int((mask & self.unit).sum())
+        union = int((mask | self.unit).sum())
+        return Fraction(hits, union) if union else Fraction(0)
+
+    @staticmethod
+    def apply(mask: np.ndarray, prim: np.ndarray, op: str) -> np.ndarray:
+        return {"or": mask | prim, "and": mask & prim, "and_not": mask & ~prim, "or_not": mask | ~prim}[op]
+
+    def subtree_best(self, mask: np.ndarray, remaining: int) -> Fraction:
+        """Best IoU of F and every continuation of at most ``remaining`` leaves (positive prefixes only)."""
+        return self._best(mask.tobytes(), remaining)
+
+    @cache  # noqa: B019 (one Plain per example)
+    def _best(self, key: bytes, remaining: int) -> Fraction:
+        mask = np.frombuffer(key, bool)
+        value = self.iou(mask)
+        if value == 0:
+            return Fraction(0)
+        if remaining == 0:
+            return value
+        for j in self.expand:
+            for op in self.opts.operators:
+                value = max(value, self._best(self.apply(mask, self.prims[j], op).tobytes(), remaining - 1))
+        return value
+
+    def best(self) -> Fraction:
+        if self.m == 0:
+            return Fraction(0)
+        return max(
+            (self.subtree_best(self.prims[j], self.opts.max_length - 1) for j in self.first), default=Fraction(0)
+        )
+
+    def prefix_mask(self, prefix) -> np.ndarray:
+        mask = self.prims[prefix[0][0]]
+        for j, o in prefix[1:]:
+            mask = self.apply(mask, self.prims[j], self.opts.operators[o])
+        return mask
+
+    def ceiling_brute(self) -> Fraction:
+        """Best IoU of any union of signatures, by trying every subset of the unit's signatures."""
+        weights = self.concepts.signature_weights
+        best = Fraction(0)
+        for bits in range(1, 2 ** len(self.sigs)):
+            chosen = [i for i in range(len(self.sigs)) if bits >> i & 1]
+            hits = int(self.counts[chosen].sum())
+            size = int(weights[self.sigs[chosen]].sum())
+            best = max(best, Fraction(hits, size + self.m - hits))
+        return best
+
+
+def _at_least(bound: float, value: Fraction) -> bool:
+    """A float bound covers a rational score: IoUs are reported as one float division, ``float(value)``."""
+    return bound >= float(value)
+
+
+# ------------------------------------------------------------------------ property tests
+@HYPOTHESIS
+@given(problem=problems())
+def test_optimum_equals_exhaustive_and_every_pruning_is_sound(problem):
+    plain = Plain(*problem)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, plain.opts, trace=True)
+    want = plain.best()
+    if plain.m == 0:
+        assert result.status == "empty"
+        return
+    if want == 0:
+        assert result.status == "no_match" and result.best is None
+        return
+    assert result.status == "optimal"
+    assert result.iou == float(want)
+    assert result.upper_bound == result.iou
+    # the formula is what it says, and lies in the space
+    mask = plain.concepts.mask(result.best.formula)
+    assert plain.iou(mask) == want
+    assert result.best.formula.length <= plain.opts.max_length
+    assert (result.best.size, result.best.intersection) == (int(mask.sum()), int((mask & plain.unit).sum()))
+    # never below the beam
+    assert result.iou >= result.beam_iou
+    # every pruned or skipped subtree holds nothing above the ratio it was pruned at
+    for kind, prefix, remaining, num, den in result.trace:
+        best_below = plain.subtree_best(plain.prefix_mask(prefix), remaining)
+        assert best_below <= Fraction(num, den), (kind, prefix, remaining)
+    # the ceiling bounds everything, and the certificate of the beam bounds the optimum
+    assert result.ceiling >= result.iou
+    bound = certify(plain.table, plain.sigs, plain.counts, result.beam, plain.opts)
+    assert _at_least(bound, want)
+    assert bound >= result.beam_iou
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem=problems(max_k=4, lengths=(4, 4)))
+def test_length_four_equals_exhaustive(problem):
+    """Length 4 also runs the plain depth-first visits above the last two levels."""
+    plain = Plain(*problem)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, plain.opts, trace=True)
+    if result.status in ("empty", "no_match"):
+        return
+    assert result.status == "optimal"
+    assert result.iou == float(plain.best())
+    assert plain.iou(plain.concepts.mask(result.best.formula)) == plain.best()
+    for kind, prefix, remaining, num, den in result.trace:
+        assert plain.subtree_best(plain.prefix_mask(prefix), remaining) <= Fraction(num, den), (kind, prefix)
+
+
+@HYPOTHESIS
+@given(problem=problems())
+def test_numeric_bound_of_every_node_is_at_least_its_subtree_best(problem):
+    plain = Plain(*problem)
+    if plain.m == 0 or not plain.first:
+        return
+    search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
+    search.expand = np.asarray(plain.expand, np.intp)
+    length = plain.opts.max_length
+    root = search.subtree_bound(None, length - 1, search.first)
+    assert _at_least(root, plain.best())
+    stack = [((j, -1),) for j in plain.first]
+    while stack:
+        prefix = stack.pop()
+        mask = plain.prefix_mask(prefix)
+        if plain.iou(mask) == 0:
+            continue
+        remaining = length - len(prefix)
+        signature_mask = np.zeros(plain.concepts.n_signatures, bool)
+        signature_mask[plain.concepts.position_signatures[mask]] = True
+        bound = search.subtree_bound(signature_mask[search.unit_index], remaining, search.first)
+        assert _at_least(bound, plain.subtree_best(mask, remaining)), prefix
+        if remaining > 0:
+            stack += [(*prefix, (j, o)) for j in plain.expand for o in range(len(plain.opts.operators))]
+
+
+@HYPOTHESIS
+@given(problem=problems())
+def test_ceiling_is_the_best_union_of_signatures(problem):
+    plain = Plain(*problem)
+    if len(plain.sigs) > 12:
+        return
+    got = ceiling(plain.sigs, plain.counts, plain.concepts.signature_weights)
+    assert got == float(plain.ceiling_brute() if plain.m else 0)
+    assert _at_least(got, plain.best())
+
+
+@HYPOTHESIS
+@given(problem=problems(), nodes=st.integers(0, 2))
+def test_a_tiny_budget_keeps_the_beam_answer_with_a_valid_bound(problem, nodes):
+    plain = Plain(*problem)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, plain.opts, max_nodes=nodes)
+    if result.status in ("empty", "no_match"):
+        return
+    want = plain.best()
+    assert result.iou >= result.beam_iou
+    assert _at_least(result.upper_bound, want)
+    assert result.upper_bound >= result.iou
+    if result.status == "optimal":
+        assert result.iou == float(want)
+    if nodes == 0:
+        assert str(result.best.formula) == str(result.beam.best.formula)
+        if plain.opts.max_length > 1 and result.iou < result.ceiling:
+            assert result.status == "budget"
+
+
+# ------------------------------------------------------------------------ examples
+def _planted_problem():
+    """``(A AND B) OR C`` on overlapping concepts, where a narrow beam starts from C and never holds A AND B."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    a = rng.random(n) < 0.5
+    b = rng.random(n) < 0.3
+    c = np.zeros(n, bool)
+    c[:900] = True
+    decoys = [c | (rng.random(n) < 0.02 * (i + 1)) for i in range(4)]
+    masks = np.stack([a, b, c, *decoys])
+    unit = (a & b) | c
+    return masks, [f"c{i}" for i in range(len(masks))], unit
+
+
+def test_planted_formula_the_beam_misses_is_found():
+    masks, names, unit = _planted_problem()
+    opts = BeamSettings(max_length=3, beam_size=2)
+    plain = Plain(masks, names, None, unit, opts)
+    beam = search_unit(plain.table, plain.sigs, plain.counts, opts)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, opts, incumbent=beam)
+    assert beam.best is not None and result.beam_iou < 1.0
+    assert result.status == "optimal"
+    assert result.iou == 1.0
+    assert plain.iou(plain.concepts.mask(result.best.formula)) == 1
+    assert result.ceiling == 1.0
+    assert certify(plain.table, plain.sigs, plain.counts, beam, opts) >= 1.0
+
+
+def test_budget_in_seconds_and_unsupported_settings():
+    masks, names, unit = _planted_problem()
+    opts = BeamSettings(max_length=3, beam_size=2)
+    plain = Plain(masks, names, None, unit, opts)
+    result = optimal_unit(plain.table, plain.sigs, plain.counts, opts, budget_seconds=0.0)
+    assert result.status == "budget"
+    assert result.iou == result.beam_iou and result.upper_bound >= 1.0
+    for bad in (BeamSettings(metric="f1"), BeamSettings(complexity_penalty=0.1)):
+        with pytest.raises(ValueError, match="optimal search"):
+            optimal_unit(plain.table, plain.sigs, plain.counts, bad)
+        with pytest.raises(ValueError, match="certify"):
+            certify(plain.table, plain.sigs, plain.counts, search_unit(plain.table, plain.sigs, plain.counts, bad), bad)
+
+
+def test_several_units_from_a_count_matrix():
+    masks, names, unit = _planted_problem()
+    concepts = ConceptSet.from_dense(masks, names)
+    units = UnitMasks.from_dense(np.stack([unit, masks[0], np.zeros_like(unit)]), concepts)
+    opts = BeamSettings(max_length=3, beam_size=2)
+    table = PrimitiveTable(concepts)
+    results = optimal_units(table, units.counts, range(3), opts)
+    assert [r.status for r in results] == ["optimal", "optimal", "empty"]
+    assert results[0].iou == 1.0 and str(results[1].best.formula) == "c0"
+    assert results[2].best is None and results[2].upper_bound == 0.0
