@@ -16,6 +16,7 @@ from logiclens.cli.options import (
     open_fraction,
     positive,
     print_table,
+    validation_values,
     wide_tables,
 )
 
@@ -49,6 +50,9 @@ def register(commands: Any) -> None:
                          "(the paper's definition)")  # fmt: skip
     dissect.add_argument("--threshold", type=finite, help="fixed threshold instead of a quantile (e.g. 0)")
     add_validation_options(dissect, "images", holdout=0.2, null=20)
+    dissect.add_argument("--holdout-by", choices=("image", "group"), default="image",
+                         help="hold out random images (default), or whole groups of the probe (e.g. every image of "
+                         "one pasted object: a test of transfer to unseen groups)")  # fmt: skip
     dissect.add_argument(
         "--random-init-control",
         action="store_true",
@@ -60,7 +64,7 @@ def register(commands: Any) -> None:
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
     dissect.add_argument("--show", type=count, default=15, help="best units to print (default 15)")
     add_search_options(dissect)
-    dissect.set_defaults(handler=run)
+    dissect.set_defaults(handler=run, n_jobs=-1)  # all cores, as `make demo` runs it
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DissectionSettings(
         layers=list(layers),
         explainer=explainer_from_args(args, seed=args.seed),
+        holdout_by=args.holdout_by,
         top_fraction=args.quantile,
         threshold_mode="fixed" if args.threshold is not None else args.threshold_mode,
         fixed_threshold=0.0 if args.threshold is None else args.threshold,
@@ -98,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
     columns = ["layer", "unit", "formula", "iou", "heldout_iou", "significant", "best_atomic", "best_atomic_iou"]
     with wide_tables():
         print(summarize(results).to_string(float_format=lambda x: f"{x:.4f}"))
+    holdout, null = validation_values(args)
+    if holdout:
+        print(f"held-out: {holdout:.0%} of the images, split by {args.holdout_by} (seed {args.seed}); "
+              f"null: {null} permutations", file=sys.stderr)  # fmt: skip
     print_table(results.sort_values("iou", ascending=False).head(args.show), columns)
     if args.random_init_control:
         control_out = Path(args.out) / "random_init"

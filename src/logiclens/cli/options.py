@@ -96,7 +96,7 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         "--max-expansion", type=positive, default=None, help="extend formulas only with the unit's top-N primitives"
     )
     group.add_argument("--top-k", type=positive, default=1, help="formulas to keep per unit (default 1)")
-    group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores)")
+    group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores; dissect's default)")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 

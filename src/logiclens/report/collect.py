@@ -36,14 +36,21 @@ def bare_cards(layer: LayerData) -> list[UnitCard]:
     ]
 
 
-def stored_formula(text: str) -> Formula | None:
-    """A formula as results.csv stores it; None for an empty or unreadable one."""
+def stored_formula(text: str, where: str = "results.csv") -> Formula | None:
+    """A formula as results.csv stores it; None for an empty one.
+
+    Raises
+    ------
+    ReportError
+        If the text does not parse: logiclens always writes formulas that do, so the run's
+        results were damaged or edited (``where`` says which row).
+    """
     if not text:
         return None
     try:
         return parse(text)
-    except FormulaSyntaxError:
-        return None
+    except FormulaSyntaxError as error:
+        raise ReportError(f"{where}: formula {text!r} does not parse ({error}); rerun to rewrite the results") from None
 
 
 def heldout_flags(heldout: NDArray[np.integer] | None, n_examples: int) -> NDArray[np.bool_]:
@@ -59,15 +66,15 @@ def heldout_flags(heldout: NDArray[np.integer] | None, n_examples: int) -> NDArr
     return flags
 
 
-def _formula_signatures(concepts: ConceptSet, text: str) -> NDArray[np.bool_] | None:
-    """Where a formula holds, per signature; None for an empty or unreadable formula."""
-    formula = stored_formula(text)
+def _formula_signatures(concepts: ConceptSet, text: str, where: str) -> NDArray[np.bool_] | None:
+    """Where a formula holds, per signature; None for an empty formula (ReportError for a damaged one)."""
+    formula = stored_formula(text, where)
     if formula is None:
         return None
     try:
         return concepts.signature_mask(formula)
-    except (KeyError, ValueError):
-        return None
+    except (KeyError, ValueError) as error:
+        raise ReportError(f"{where}: formula {text!r} names a concept the run's concepts.npz lacks ({error})") from None
 
 
 def _draw_units(
@@ -150,14 +157,17 @@ def layer_cards(
     images = top[units, ranks]
     frames = np.bincount(units, minlength=len(cards))
     formulas = list(layer.results["formula"])
+    signatures_of = {
+        u: _formula_signatures(
+            concepts, formulas[u], f"results.csv, layer {layer.name}, unit {layer.results['unit'][u]}"
+        )
+        for u in range(len(cards))
+    }
     (folder / "overlays" / layer.file_name).mkdir(parents=True, exist_ok=True)
     # each task holds whole units, so that a unit's overlays are written as one file
     bounds = np.searchsorted(units, np.arange(0, len(cards) + _UNITS_PER_CHUNK, _UNITS_PER_CHUNK))
     chunks = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
-    tasks = [
-        (units[c], images[c], {int(u): _formula_signatures(concepts, formulas[u]) for u in np.unique(units[c])})
-        for c in chunks
-    ]
+    tasks = [(units[c], images[c], {int(u): signatures_of[int(u)] for u in np.unique(units[c])}) for c in chunks]
     shared = (layer.activations, signatures, folder, layer.file_name, layer.thresholds, layer.tie_cuts)
     weights = [len(np.unique(task[0])) for task in tasks]
     results = run_tasks(_draw_units, tasks, n_jobs, shared, f"masks {layer.name}", "unit", weights, verbose)

@@ -31,11 +31,33 @@ def staging_folder(target: Path) -> Path:
     """
     _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
     staging = target.parent / f".{target.name}.building-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
     return staging
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove the staging and old folders that killed builds of this report left behind."""
+    for leftover in target.parent.glob(f".{target.name}.*-*"):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not kind.endswith((".building", ".old")) or not pid.isdigit() or not leftover.is_dir():
+            continue
+        if int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another build, still running
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def publish(staging: Path, target: Path) -> None:

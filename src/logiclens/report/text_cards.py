@@ -162,7 +162,8 @@ def text_layer_cards(
         examples = top[unit][top[unit] >= 0]
         if not len(examples):
             continue
-        formula = stored_formula(str(layer.results.at[unit, "formula"]))
+        where = f"results.csv, layer {layer.name}, unit {layer.results.at[unit, 'unit']}"
+        formula = stored_formula(str(layer.results.at[unit, "formula"]), where)
         try:
             holds = concepts.mask(formula) if formula is not None else None
             witnesses = formula_concepts(formula, concepts) if formula is not None else frozenset()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["LABELS", "is_pair_file", "label_ids", "read_jsonl", "read_pairs", "read_sentences"]
+__all__ = ["LABELS", "is_pair_file", "label_ids", "read_jsonl", "read_pairs", "read_sentences", "record_kind"]
 
 #: NLI classes, in the order of the classifier's outputs (as in the reference code).
 LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
@@ -80,6 +80,25 @@ def is_pair_file(frame: pd.DataFrame) -> bool:
     return {"premise", "hypothesis"} <= set(frame.columns)
 
 
+def record_kind(path: str | os.PathLike[str], limit: int | None = None) -> str:
+    """``"pair"`` or ``"sentence"``: the kind of every record of a JSONL file (by its first record).
+
+    Raises
+    ------
+    ValueError
+        Naming ``file:line`` of the first record of the other kind (a file mixing pairs and
+        sentences would explain empty pairs).
+    """
+    records = _records(path, limit)
+    kinds = ["pair" if "premise" in record or "hypothesis" in record else "sentence" for _, record in records]
+    for (number, _), kind in zip(records, kinds):
+        if kind != kinds[0]:
+            raise ValueError(
+                f"{path}:{number}: a {kind} record among {kinds[0]}s (line {records[0][0]}); give one kind per file"
+            )
+    return kinds[0]
+
+
 def read_pairs(path: str | os.PathLike[str], limit: int | None = None, labelled_only: bool = False) -> pd.DataFrame:
     """Read sentence pairs.
 
@@ -117,7 +136,7 @@ def read_sentences(path: str | os.PathLike[str], limit: int | None = None) -> pd
     records = _records(path, limit)
     for number, record in records:
         if "premise" in record or "hypothesis" in record:
-            raise ValueError(f"{path}:{number}: a pair record in a file of sentences; give every record a 'text' only")
+            raise ValueError(f"{path}:{number}: a pair record among sentences; give every record a 'text' only")
     return _frame(path, records, ("text",))
 
 

@@ -238,13 +238,12 @@ def explain_text(
     TextExplanation
     """
     from logiclens.text.analysis import accuracy_when_active
-    from logiclens.text.data import is_pair_file, read_jsonl, read_pairs, read_sentences
+    from logiclens.text.data import read_pairs, read_sentences, record_kind
 
     settings = settings or TextSettings()
     if (model is None) == (activations is None):
         raise ValueError("give a model or activations (one of them)")
-    records = read_jsonl(data, settings.limit)
-    level = settings.level if settings.level != "auto" else ("pair" if is_pair_file(records) else "sentence")
+    level = settings.level if settings.level != "auto" else record_kind(data, settings.limit)
     if model is not None and level != "pair":
         raise ValueError("a model explains an NLI model, which needs premise/hypothesis pairs")
     table = read_pairs(data, settings.limit) if level == "pair" else read_sentences(data, settings.limit)

@@ -30,6 +30,8 @@ def search_all(
 
     n_units = len(masks)
     workers = effective_n_jobs(n_jobs)
+    if n_units < 4 * workers:  # starting worker processes costs more than a few units' search
+        workers = 1
     batches = [range(b.start, b.stop) for b in even_batches(n_units, n_units if workers == 1 else 8 * workers)]
     progress = tqdm(total=n_units, desc="searching units", unit="unit", disable=None if verbose else True)
     results: list[UnitResult] = []

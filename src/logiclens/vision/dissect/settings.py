@@ -9,9 +9,10 @@ from typing import Any
 from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.explain.validation import check_validation_params
 
-__all__ = ["THRESHOLD_MODES", "DissectionSettings"]
+__all__ = ["HOLDOUT_BY", "THRESHOLD_MODES", "DissectionSettings"]
 
 THRESHOLD_MODES = ("layer", "upsampled", "fixed")
+HOLDOUT_BY = ("image", "group")
 
 
 def _default_explainer() -> CompositionalExplainer:
@@ -33,6 +34,12 @@ class DissectionSettings:
         false-discovery rate of ``significant``), ``random_state`` (the split and the
         permutations), and ``n_jobs`` (processes of the search). Default:
         ``CompositionalExplainer(n_null=20)``.
+    holdout_by : {"image", "group"}
+        How images are held out: ``"image"`` (the default) draws them at random, each image
+        in exactly one part, which measures how a formula holds on new images of the same
+        kinds; ``"group"`` keeps the probe's groups together (all images of one pasted
+        stamp object, say), which tests transfer to unseen groups: a formula that lists
+        objects cannot transfer by construction.
     top_fraction : float
         q in P(activation > T) = q (NetDissect: 0.005).
     threshold_mode : {"layer", "upsampled", "fixed"}
@@ -49,6 +56,7 @@ class DissectionSettings:
 
     layers: list[str]
     explainer: CompositionalExplainer = field(default_factory=_default_explainer)
+    holdout_by: str = "image"
     top_fraction: float = 0.005
     threshold_mode: str = "layer"
     fixed_threshold: float = 0.0
@@ -61,6 +69,8 @@ class DissectionSettings:
             raise ValueError("no layers to dissect")
         if not isinstance(self.explainer, CompositionalExplainer):
             raise TypeError(f"explainer must be a CompositionalExplainer, got {type(self.explainer).__name__}")
+        if self.holdout_by not in HOLDOUT_BY:
+            raise ValueError(f"holdout_by must be one of {HOLDOUT_BY}, got {self.holdout_by!r}")
         if self.threshold_mode not in THRESHOLD_MODES:
             raise ValueError(f"threshold_mode must be one of {THRESHOLD_MODES}, got {self.threshold_mode!r}")
         if not 0.0 < self.top_fraction < 1.0:
@@ -76,6 +86,7 @@ class DissectionSettings:
         """The settings as ``config.json`` records them: each once, the explainer's by name."""
         return {
             "layers": list(self.layers),
+            "holdout_by": self.holdout_by,
             "top_fraction": self.top_fraction,
             "threshold_mode": self.threshold_mode,
             "fixed_threshold": self.fixed_threshold,

@@ -40,13 +40,15 @@ class Split:
 def split_stage(run: RunDirectory, record_key: str, probe: ProbeDataset, settings: DissectionSettings) -> Split:
     n_images = len(probe)
     explainer = settings.explainer
-    key = fingerprint("split", record_key, explainer.holdout, explainer.n_null, explainer.random_state)
+    key = fingerprint(
+        "split", record_key, explainer.holdout, explainer.n_null, explainer.random_state, settings.holdout_by
+    )
     path = run / layout.SPLIT
     if run.is_done("split", key):
         data = read_npz(path)
         return Split(data["search"], data["heldout"], list(data["variants"]), key)
     if explainer.holdout:
-        groups = [probe.group(i) for i in range(n_images)]
+        groups = [probe.group(i) for i in range(n_images)] if settings.holdout_by == "group" else None
         search, heldout = split_examples(n_images, explainer.holdout, explainer.random_state, groups)
     else:
         search, heldout = np.arange(n_images), np.empty(0, np.intp)
@@ -62,7 +64,7 @@ def split_stage(run: RunDirectory, record_key: str, probe: ProbeDataset, setting
     orders = null_permutations(len(search), explainer.n_null, explainer.random_state)
     variants += [variant(search, search[order]) for order in orders]
     atomic_savez(path, {"search": search, "heldout": heldout, "variants": np.array(variants)})
-    run.finish("split", key, [layout.SPLIT], n_search=len(search), n_heldout=len(heldout))
+    run.finish("split", key, [layout.SPLIT], n_search=len(search), n_heldout=len(heldout), by=settings.holdout_by)
     return Split(search, heldout, variants, key)
 
 
