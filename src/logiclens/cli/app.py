@@ -28,7 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from logiclens.cli.options import CommandError
-    from logiclens.core.io import InputFileError
 
     parser = build_parser()
     try:
@@ -37,8 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(done.code or 0)
     try:
         return int(args.handler(args))
-    except (InputFileError, CommandError, ValueError, FileNotFoundError, ImportError) as error:
-        # bad files, invalid option values, inconsistent inputs, missing optional packages
+    except (CommandError, ValueError, FileNotFoundError, ImportError) as error:
+        # bad files (InputFileError is a ValueError), invalid option values, inconsistent inputs, missing packages
         print(f"logiclens: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:  # a full disk, a folder without write permission, ...
