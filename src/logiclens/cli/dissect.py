@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from logiclens.cli.analyze import add_analysis_options
 from logiclens.cli.options import (
     add_search_options,
     add_validation_options,
     explainer_from_args,
     print_table,
     wide_tables,
+    write_report,
 )
 
 __all__ = ["register"]
@@ -49,6 +51,8 @@ def register(commands: Any) -> None:
         help="also dissect a randomly initialised copy, into OUT/random_init",
     )
     dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
+    dissect.add_argument("--analyze", action="store_true", help="then run `logiclens analyze OUT` (OUT/analysis)")
+    add_analysis_options(dissect, "analyze-")
     dissect.add_argument("--batch-size", type=int, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
@@ -100,18 +104,14 @@ def run(args: argparse.Namespace) -> int:
         with wide_tables():
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
+    if args.analyze:
+        from logiclens.analysis import analyze
+        from logiclens.cli.analyze import print_summary, settings_from_args
+
+        print_summary(
+            analyze(args.out, settings_from_args(args, "analyze-"), model=model, probe=probe, verbose=verbose)
+        )
     if not args.no_report:
-        _write_report(args.out, probe, args.n_jobs, verbose)
+        write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return 0
-
-
-def _write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> None:
-    from logiclens.report import build_report
-
-    try:
-        folder = build_report(out, probe=probe, n_jobs=n_jobs, verbose=verbose)
-    except ImportError as error:  # jinja2/matplotlib missing: the dissection itself succeeded
-        print(f"logiclens: no HTML report ({error})", file=sys.stderr)
-        return
-    print(f"report: {folder / 'index.html'}", file=sys.stderr)
