@@ -297,3 +297,36 @@ def test_word_insertion_on_a_planted_text_model() -> None:
     assert targeted["text_after"].iloc[1] == "A man is sleeping nobody."
     assert summarize_copy_paste(frame, n_boot=100)["overall"]["beats_control"]
     assert insert_word("A dog runs.", "big", "before_last") == "A dog big runs."
+
+
+# ---------------------------------------------------------------- the record stage's predictions
+def test_record_keeps_predictions_and_labels_and_resumes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model = planted_classifier()
+    settings = DissectionSettings(["relu"], CompositionalExplainer(max_length=1, n_null=0, verbose=0), batch_size=4,
+                                  checkpoint_seconds=0.0)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        dissect(model, LabelledPlantedProbe(n_images=16, fail_at=9), tmp_path / "a", settings, verbose=0)
+    dissect(model, LabelledPlantedProbe(n_images=16), tmp_path / "a", settings, verbose=0)
+    dissect(model, LabelledPlantedProbe(n_images=16), tmp_path / "b", settings, verbose=0)
+    probe = LabelledPlantedProbe(n_images=16)
+    images = np.stack([probe.load(i)[0] for i in range(16)])
+    expected = _predict(model)(images)
+    for run in ("a", "b"):
+        np.testing.assert_allclose(np.load(tmp_path / run / layout.PREDICTIONS), expected, rtol=1e-5, atol=1e-5)
+        labels = [probe.class_label(i, probe.load(i)[1]) for i in range(16)]
+        np.testing.assert_array_equal(
+            np.load(tmp_path / run / layout.TARGETS), [-1 if x is None else x for x in labels]
+        )
+
+
+def test_class_labels_by_name_and_out_of_range() -> None:
+    from logiclens.vision.dissect.record import _class_id
+
+    assert _class_id("other", ["a", "other"], 2, 0) == 1
+    assert _class_id(None, None, None, 0) == -1
+    with pytest.raises(ValueError, match="not one of the model's classes"):
+        _class_id("zebra", ["a"], 1, 3)
+    with pytest.raises(ValueError, match=r"outside the model.s 0\.\.1"):
+        _class_id(5, None, 2, 3)
+    with pytest.raises(ValueError, match="no class names"):
+        _class_id("zebra", None, 2, 3)

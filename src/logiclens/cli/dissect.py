@@ -38,6 +38,7 @@ def register(commands: Any) -> None:
     dissect.add_argument("--images", type=int, help="number of probe images (generated probes: 2000)")
     dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
     dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
+    dissect.add_argument("--class-map", help="Broden: CSV scene,class giving images the model's classes (analysis)")
     dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes, the split and the null")
     dissect.add_argument("--quantile", type=float, default=0.005, help="top fraction q per unit (default 0.005)")
     dissect.add_argument("--threshold-mode", choices=("layer", "upsampled"), default="layer",
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=model.input_size[0],
         categories=args.categories.split(",") if args.categories else None,
         sources=args.sources.split(",") if args.sources else None,
+        class_map=args.class_map,
     )
     settings = DissectionSettings(
         layers=list(layers),
