@@ -330,3 +330,20 @@ def test_class_labels_by_name_and_out_of_range() -> None:
         _class_id(5, None, 2, 3)
     with pytest.raises(ValueError, match="no class names"):
         _class_id("zebra", None, 2, 3)
+
+
+# ---------------------------------------------------------------- the command line
+def test_dissect_analyze_and_analyze_commands(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out = str(tmp_path / "run")
+    factory = "logiclens.testing:planted_classifier"
+    common = ["--probe", "shapes", "--images", "20", "--null", "0", "--length", "1", "--no-report", "-q"]
+    # shapes formulas here hold colours and scenes, nothing to paste: the dissection stays, the error says why
+    status = main(["dissect", "--model", factory, "--out", out, *common, "--analyze", "--analyze-classes", "0"])
+    assert status == 2 and (tmp_path / "run" / layout.RESULTS).is_file()
+    assert "analysis not written" in capsys.readouterr().err
+    assert main(["analyze", out, "--parts", "contributions", "--no-report", "-q"]) == 2
+    assert "pass it with --model module:factory" in capsys.readouterr().err
+    assert main(["analyze", out, "--model", factory, "--parts", "contributions", "--no-report", "-q"]) == 0
+    table = pd.read_csv(tmp_path / "run" / layout.CONTRIBUTIONS)
+    assert set(table["class"]) == {0, 1, 2} and (table["method"] == "effective_weight").all()
+    assert main(["analyze", out, "--parts", "nothing", "--no-report"]) == 2

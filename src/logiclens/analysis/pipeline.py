@@ -177,7 +177,12 @@ def _reopen_model(run: RunData) -> Any:
     if not name:
         raise AnalysisError(f"{run.path}: config.json names no model; pass the model to analyze()")
     weights = (spec.get("weights") or {}).get("path")
-    model = load_model(name, weights=weights)
+    try:
+        model = load_model(name, weights=weights)
+    except ValueError as error:
+        raise AnalysisError(
+            f"cannot reload the run's model ({str(error).rstrip('.')}); pass it with --model module:factory"
+        ) from None
     if spec.get("state_sha256") and model.config()["state_sha256"] != spec["state_sha256"]:
         raise AnalysisError(f"{run.path}: the model {name!r} loaded now has other weights than the run's")
     return model

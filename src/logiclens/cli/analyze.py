@@ -67,6 +67,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("run", type=Path, metavar="DIR", help="run directory of `logiclens dissect`")
     add_analysis_options(parser)
+    parser.add_argument("--model", help="the run's model, when config.json's name cannot be reloaded "
+                        "(a module:factory spec)")  # fmt: skip
+    parser.add_argument("--weights", help="weights file of --model")
     parser.add_argument("--seed", type=int, default=0, help="seed of hosts and positions (default 0)")
     parser.add_argument("--no-report", action="store_true", help="do not rebuild the HTML report")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
@@ -78,7 +81,12 @@ def run(args: argparse.Namespace) -> int:
     """Analyze ``args.run``; returns the exit status (errors are raised)."""
     from logiclens.analysis import analyze
 
-    result = analyze(args.run, settings_from_args(args), verbose=0 if args.quiet else 1)
+    model = None
+    if args.model:
+        from logiclens.vision.models import load_model
+
+        model = load_model(args.model, weights=args.weights)
+    result = analyze(args.run, settings_from_args(args), model=model, verbose=0 if args.quiet else 1)
     print_summary(result)
     if not args.no_report:
         from logiclens.cli.options import write_report

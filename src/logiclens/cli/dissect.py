@@ -106,14 +106,18 @@ def run(args: argparse.Namespace) -> int:
         with wide_tables():
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
+    status = 0
     if args.analyze:
-        from logiclens.analysis import analyze
+        from logiclens.analysis import AnalysisError, analyze
         from logiclens.cli.analyze import print_summary, settings_from_args
 
-        print_summary(
-            analyze(args.out, settings_from_args(args, "analyze-"), model=model, probe=probe, verbose=verbose)
-        )
+        try:
+            options = settings_from_args(args, "analyze-")
+            print_summary(analyze(args.out, options, model=model, probe=probe, verbose=verbose))
+        except AnalysisError as error:  # the dissection itself succeeded: keep it and its report
+            print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
+            status = 2
     if not args.no_report:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
-    return 0
+    return status
