@@ -239,7 +239,7 @@ def analyze(
         "settings": {**asdict(settings), "copy_paste": asdict(settings.copy_paste)},
         "n_images": len(predictions.predicted),
         "n_labelled": int(predictions.labelled.sum()),
-        "active_rule": "an image counts for a unit where its unit mask (upsampled map > threshold) is non-empty",
+        "active_rule": "An image counts for a unit where its unit mask (upsampled map > threshold) is non-empty",
     }
     accuracy = table = contributions = edits = None
     if "accuracy" in settings.parts:
