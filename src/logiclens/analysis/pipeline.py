@@ -113,17 +113,22 @@ class _ProbeImages:
         return small[self._rows[:, None], self._cols[None, :]]
 
 
-def concept_areas(signatures: NDArray[np.int32], concepts: ConceptSet) -> NDArray[np.int64]:
-    """Pixels of every concept in every image: int64 (images, concepts)."""
+def concept_areas(signatures: NDArray[np.int32], concepts: ConceptSet, chunk: int = 64) -> NDArray[np.int64]:
+    """Pixels of every concept in every image: int64 (images, concepts), read ``chunk`` images at a time."""
     import scipy.sparse as sp
 
     n_images = len(signatures)
-    flat = np.asarray(signatures).reshape(n_images, -1)
-    rows = np.repeat(np.arange(n_images), flat.shape[1])
-    counts = sp.csr_array(
-        (np.ones(flat.size, np.int64), (rows, flat.reshape(-1))), shape=(n_images, concepts.n_signatures)
-    )
-    return np.asarray((counts @ concepts.signature_concepts.astype(np.int64)).todense(), np.int64)
+    incidence = concepts.signature_concepts.astype(np.int64)
+    out = np.zeros((n_images, concepts.n_concepts), np.int64)
+    for first in range(0, n_images, chunk):
+        block = np.asarray(signatures[first : first + chunk])
+        flat = block.reshape(len(block), -1)
+        rows = np.repeat(np.arange(len(block)), flat.shape[1])
+        counts = sp.csr_array(
+            (np.ones(flat.size, np.int64), (rows, flat.reshape(-1))), shape=(len(block), concepts.n_signatures)
+        )
+        out[first : first + len(block)] = (counts @ incidence).toarray()
+    return out
 
 
 def _predict_fn(model: Any, batch_size: int) -> Any:
