@@ -279,8 +279,9 @@ def run_copy_paste(
     class_names : sequence of str, optional
     batch_size : int
     keep_images : int
-        How many of the targeted edits with the largest rise of the target's log-probability
-        to return as (before, after) image pairs, for a gallery.
+        How many targeted edits to return as (before, after) image pairs, for a gallery: the
+        largest rise of the target's log-probability of each class, then the second largest
+        of each, and so on.
 
     Returns
     -------
@@ -342,7 +343,9 @@ def run_copy_paste(
     gallery = []
     if keep_images and len(frame):
         targeted = frame[frame["kind"] == "targeted"].sort_values("delta_logp", ascending=False, kind="stable")
-        for i in targeted.index[:keep_images]:
+        # the strongest edit of each class first, then the next strongest of each, ...
+        order = targeted.groupby("target", sort=False).cumcount().sort_values(kind="stable").index
+        for i in order[:keep_images]:
             gallery.append({"row": int(i), "before": host_cache[int(frame.at[i, "host"])], "after": images[i]})
     return frame, gallery
 
