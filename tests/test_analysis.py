@@ -347,3 +347,24 @@ def test_dissect_analyze_and_analyze_commands(tmp_path, capsys) -> None:  # type
     table = pd.read_csv(tmp_path / "run" / layout.CONTRIBUTIONS)
     assert set(table["class"]) == {0, 1, 2} and (table["method"] == "effective_weight").all()
     assert main(["analyze", out, "--parts", "nothing", "--no-report"]) == 2
+
+
+def test_very_wide_heads_keep_their_top_classes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from logiclens.analysis.predictions import load_predictions
+    from logiclens.runs.directory import RunDirectory
+    from logiclens.vision.dissect.record import _keep_head
+
+    run = RunDirectory(tmp_path)
+    (tmp_path / "record").mkdir()
+    logits = torch.from_numpy(np.random.default_rng(0).normal(size=(6, layout.MAX_STORED_CLASSES + 10)))
+    heads: dict = {}
+    _keep_head(run, heads, logits[:4], 0, 4, 6)
+    _keep_head(run, heads, logits[4:], 4, 6, 6)
+    assert not (tmp_path / layout.PREDICTIONS).exists()
+    top = np.load(tmp_path / layout.TOP_CLASSES)
+    assert top.shape == (6, layout.N_TOP_CLASSES)
+    np.testing.assert_array_equal(top[:, 0], logits.numpy().argmax(1))
+    np.testing.assert_allclose(np.load(tmp_path / layout.TOP_LOGITS)[:, 0], logits.numpy().max(1), rtol=1e-6)
+    loaded = load_predictions(tmp_path)
+    assert loaded.logits is None and (loaded.targets == -1).all()
+    np.testing.assert_array_equal(loaded.predicted, logits.numpy().argmax(1))
