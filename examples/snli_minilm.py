@@ -18,7 +18,13 @@ The paper's NLI model is not available, so this builds the closest runnable setu
    where the unit is active against its IoU (Figure 7; the paper: r = -0.60 at length 3),
    with the same analysis of an untrained head as a control;
 5. write the length-5 explanations as a run directory with its HTML report
-   (``OUT/run/report/index.html``: each unit's top-activating pairs, the matched words marked).
+   (``OUT/run/report/index.html``: each unit's top-activating pairs, the matched words marked);
+6. word insertions (section 6, automated; ``--insertions 0`` skips them): for each class, the
+   un-negated words of its 3 highest-weighted units' formulas (``W_entail``, ``W_neutral``,
+   ``W_contra``: the head's output weights; the penultimate ReLU feeds it directly, so these
+   are the effective weights) are inserted at the start and end of the premise or hypothesis
+   of probing pairs the head does not assign to the class, against control words of similar
+   frequency and the same tag that are in no formula (``insertions.csv``, ``summary.json``).
 
 Run from the repository root (about 80 s on 2 idle CPU cores, plus 3-5 minutes of encoding
 the first time, cached under ``.cache/snli_minilm``)::
@@ -45,6 +51,8 @@ import pandas as pd
 import torch
 
 from logiclens import CompositionalExplainer, ConceptSet
+from logiclens.analysis.copy_paste import summarize_copy_paste
+from logiclens.analysis.insertion import control_words, formula_words, run_insertions
 from logiclens.report import build_report
 from logiclens.text import (
     ActiveUnitsExplainer,
@@ -301,6 +309,60 @@ def plot(curve: pd.DataFrame, frame: pd.DataFrame, control: pd.DataFrame, args: 
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------- word insertions
+def word_statistics(annotated: list[Any]) -> tuple[dict[str, int], dict[str, str]]:
+    """Counts of the probing words (both sides) and each word's most common Penn Treebank tag."""
+    counts: dict[str, int] = {}
+    tag_counts: dict[str, dict[str, int]] = {}
+    for pair in annotated:
+        for doc in pair:
+            for i, word in enumerate(doc.words):
+                word = word.lower()
+                counts[word] = counts.get(word, 0) + 1
+                if doc.tags is not None:
+                    by_tag = tag_counts.setdefault(word, {})
+                    by_tag[doc.tags[i]] = by_tag.get(doc.tags[i], 0) + 1
+    tags = {word: max(by_tag, key=lambda t: (by_tag[t], t)) for word, by_tag in tag_counts.items()}
+    return counts, tags
+
+
+def insertions(
+    head: MLPHead, frame: pd.DataFrame, data: dict[str, Any], concepts: ConceptSet, annotated: list[Any],
+    args: argparse.Namespace,
+) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """Insert formula words of each class's top units into pairs of other classes, against controls."""
+    encoder = load_sentence_transformer()
+
+    def predict(records: list[dict[str, str]]) -> np.ndarray:
+        u = torch.from_numpy(encode_sentences([r["premise"] for r in records], encoder))
+        v = torch.from_numpy(encode_sentences([r["hypothesis"] for r in records], encoder))
+        return predict_logits(head, (u, v)).numpy()
+
+    counts, tags = word_statistics(annotated)
+    ok = frame[frame.status == "ok"]
+    formulas = ok[f"formula_L{args.explain_length}"].astype(str)
+    mentioned = {w for f in formulas for _, w in formula_words(f)}
+    uses_neighbors = bool(formulas.str.contains("NEIGHBORS", regex=False).any())
+    neighbors = {name: concepts.neighbor_names(name) for name in concepts.names} if uses_neighbors else {}
+    probe = data["pairs"].iloc[data["probe"]].reset_index(drop=True)
+    hosts = probe.sample(n=min(args.insertions, len(probe)), random_state=args.seed)
+    records = [{"premise": p, "hypothesis": h} for p, h in zip(hosts.premise, hosts.hypothesis)]
+    targets, plan = [], {}
+    for k, name in enumerate(LABELS):
+        top = ok.sort_values(f"w_{name[:7]}", ascending=False).head(3)
+        words: list[tuple[str, str]] = []
+        for formula in top[f"formula_L{args.explain_length}"].astype(str):
+            words += [w for w in formula_words(formula, neighbors) if w not in words]
+        words = words[:4]
+        controls = [(side, (control_words(w, counts, mentioned, tags) or [""])[0]) for side, w in words]
+        targets.append((k, " | ".join(top[f"formula_L{args.explain_length}"].astype(str)), words, controls))
+        plan[name] = {"units": top.unit.tolist(), "words": words, "controls": controls}
+    log(f"word insertions: {sum(len(t[2]) for t in targets)} words and their controls into {len(records)} pairs")
+    rows = run_insertions(predict, records, targets, positions=("start", "end"))
+    rows["target_name"] = [LABELS[t] for t in rows["target"]]
+    return rows, {"plan": plan, **summarize_copy_paste(rows, seed=args.seed)}
+
+
 # ---------------------------------------------------------------------- main
 def write_run(
     result: dict[str, Any],
@@ -341,6 +403,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--corr-length", type=int, default=3, help="length for the accuracy correlation")
     parser.add_argument("--curve-length", type=int, default=10, help="longest length of the IoU curve")
     parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--insertions", type=int, default=40, help="probing pairs that receive word insertions")
     args = parser.parse_args()
     if not args.snli.is_file():
         parser.error(f"SNLI dev not found at {args.snli}; pass its path")
@@ -388,6 +451,11 @@ def main() -> int:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     plot(curve, frame, control, args)
     write_run(trained, head, features, annotated, concepts, args)
+    if args.insertions:
+        rows, effects = insertions(head, frame, data, concepts, annotated, args)
+        rows.to_csv(args.out / "insertions.csv", index=False)
+        summary["insertions"] = effects
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
     with pd.option_context("display.max_colwidth", 110, "display.width", 220, "display.max_rows", 100):
         top = frame[frame.status == "ok"].sort_values(f"iou_L{args.explain_length}", ascending=False)

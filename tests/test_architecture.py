@@ -1,4 +1,4 @@
-"""The package's dependencies flow one way: core -> explain -> runs -> pipelines -> report -> cli.
+"""The package's dependencies flow one way: core -> explain -> runs -> pipelines -> analysis -> report -> cli.
 
 Every ``import`` of every module is read (module level and inside functions) and checked
 against the layers below; any import cycle between logiclens modules fails, as does torch in
@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("text", ("logiclens.text",)),
     ("polytope", ("logiclens.polytope",)),
     ("testing", ("logiclens.testing",)),
+    ("analysis", ("logiclens.analysis",)),
     ("report", ("logiclens.report",)),
     ("cli", ("logiclens.cli",)),
     ("facade", ("logiclens",)),

@@ -530,3 +530,29 @@ def test_folder_ambiguous_and_duplicate_image_names(folder: Path) -> None:
     Image.new("RGB", (4, 4)).save(folder / "images" / "a.1.png")
     with pytest.raises(ValueError, match="ambiguous"):
         SegmentationFolderProbe(folder)
+
+
+# -------------------------------------------------------------------------------------- class labels
+def test_broden_scene_classes_through_a_class_map(broden: Path, tmp_path: Path) -> None:
+    mapping = tmp_path / "scenes.csv"
+    mapping.write_text("scene,class\nstreet-s,3\nkitchen-s,kitchen\n")
+    probe = BrodenProbe(broden, class_map=mapping)
+    labels = [probe.class_label(i, probe.load(i)[1]) for i in range(len(probe))]
+    # a1: street; p1: no scene; a2: kitchen; a3: scene 0; p2: street and kitchen (ambiguous)
+    assert labels == [3, None, "kitchen", None, None]
+    assert probe.config()["class_map"] == str(mapping) and "class_map" not in BrodenProbe(broden).config()
+    assert BrodenProbe(broden).class_label(0, probe.load(0)[1]) is None
+    mapping.write_text("scene,class\nnowhere-s,1\n")
+    with pytest.raises(ValueError, match="'nowhere-s' is not a label"):
+        BrodenProbe(broden, class_map=mapping)
+
+
+def test_folder_classes_csv(folder: Path) -> None:
+    before = SegmentationFolderProbe(folder).fingerprint()
+    (folder / "classes.csv").write_text("image,class\na,7\nsub/c.png,tabby\nb,\n")
+    probe = SegmentationFolderProbe(folder)
+    assert [probe.class_label(i, probe.load(i)[1]) for i in range(3)] == [7, None, "tabby"]
+    assert probe.fingerprint() != before
+    (folder / "classes.csv").write_text("image,class\nzzz,1\n")
+    with pytest.raises(ValueError, match="unknown image 'zzz'"):
+        SegmentationFolderProbe(folder)

@@ -20,7 +20,7 @@ def test_the_readme_has_python_examples() -> None:
     blocks = _python_blocks()
     assert len(blocks) >= 4
     assert any("dissect(" in b for b in blocks) and any("explain_text(" in b for b in blocks)
-    assert any("analyze_network(" in b for b in blocks)
+    assert any("analyze_network(" in b for b in blocks) and any("analyze(" in b for b in blocks)
 
 
 @pytest.mark.slow
@@ -40,7 +40,9 @@ def test_readme_python_example_runs(index: int, tmp_path: Path, monkeypatch: pyt
     np.save("activations.npy", rng.normal(size=(60, 4)).astype(np.float32))
     namespace: dict[str, object] = {"__name__": "readme"}
     exec(compile(block, f"README.md python block {index}", "exec"), namespace)
-    if "dissect(" in block:
+    if "analyze(" in block:
+        assert (tmp_path / "runs" / "python-analyze" / "analysis" / "summary.json").is_file()
+    elif "dissect(" in block:
         assert (tmp_path / "runs" / "python-dissect" / "report" / "index.html").is_file()
     if "explain_text(" in block:
         assert (tmp_path / "runs" / "python-text" / "results.csv").is_file()

@@ -3,7 +3,7 @@
 The package is a pipeline, one sub-package per stage (see the README's "Layout"):
 :mod:`.core` (formulas, concept sets, unit masks, the search) -> :mod:`.explain` (the
 estimators and their validation) -> :mod:`.runs` (run directories) -> :mod:`.vision`,
-:mod:`.text`, :mod:`.polytope` (the pipelines) -> :mod:`.report` -> :mod:`.cli`. The names
+:mod:`.text`, :mod:`.polytope` (the pipelines) -> :mod:`.analysis` -> :mod:`.report` -> :mod:`.cli`. The names
 below load on first use, so that ``import logiclens`` is cheap.
 """
 
@@ -37,6 +37,9 @@ _LAZY = {
     "explain_text": "logiclens.text.pipeline",
     "TextSettings": "logiclens.text.pipeline",
     "analyze_network": "logiclens.polytope.analysis",
+    "analyze": "logiclens.analysis.pipeline",
+    "AnalysisSettings": "logiclens.analysis.pipeline",
+    "CopyPasteSettings": "logiclens.analysis.copy_paste",
     "build_report": "logiclens.report.build",
 }
 

@@ -91,6 +91,8 @@ class LayerRecorder:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._calls: dict[str, int] = {}
         self._captured: dict[str, torch.Tensor] = {}
+        #: the model's own output of the last :meth:`run` (its first tensor), when the pass ran to the end
+        self.output: torch.Tensor | None = None
 
     def __enter__(self) -> LayerRecorder:
         for name in self._targets:
@@ -119,16 +121,23 @@ class LayerRecorder:
         return hook
 
     def run(self, *inputs: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
-        """Run the model on ``inputs`` in eval mode without gradients; return ``{layer: output}``."""
+        """Run the model on ``inputs`` in eval mode without gradients; return ``{layer: output}``.
+
+        With ``stop_early=False`` the pass runs to the end and :attr:`output` holds the model's
+        output (e.g. the logits), so a caller gets layers and predictions from one pass.
+        """
         if not self._handles:
             raise RuntimeError("LayerRecorder.run() must be called inside its `with` block")
         self._calls.clear()
         self._captured = {}
+        self.output = None
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.inference_mode():
-                self.model(*inputs, **kwargs)
+                result = self.model(*inputs, **kwargs)
+            output = _first_tensor(result)
+            self.output = None if output is None else output.detach().clone().cpu()
         except _StopForwardSignal:
             pass
         finally:

@@ -16,7 +16,15 @@ from logiclens.core.concepts import ConceptSet
 from logiclens.core.formula import parse
 from logiclens.vision.probes.base import ProbeDataset
 
-__all__ = ["PLANTED_UNIT_FORMULAS", "PlantedProbe", "PlantedProblem", "planted_model", "planted_problem"]
+__all__ = [
+    "PLANTED_UNIT_FORMULAS",
+    "LabelledPlantedProbe",
+    "PlantedProbe",
+    "PlantedProblem",
+    "planted_classifier",
+    "planted_model",
+    "planted_problem",
+]
 
 
 @dataclass
@@ -129,3 +137,39 @@ def planted_model():  # type: ignore[no-untyped-def]
     return ModelAdapter(
         module, "planted", input_size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), default_layers=["relu"]
     )
+
+
+class LabelledPlantedProbe(PlantedProbe):
+    """:class:`PlantedProbe` whose images carry class labels: 0 where concept a covers more pixels than b."""
+
+    def class_label(self, index: int, labels: NDArray[np.int32]) -> int | None:
+        a, b = int((labels[..., 1] == 2).sum()), int((labels[..., 2] == 3).sum())
+        return None if a == b else (0 if a > b else 1)
+
+
+def planted_classifier():  # type: ignore[no-untyped-def]
+    """:func:`planted_model` with a head: global average pooling and a linear layer over its 4 units.
+
+    Class 0 is driven by unit 0 (``a``), class 1 by unit 2 (``b OR c``), class 2 is a constant
+    (its bias). So pasting concept a raises class 0, pasting b or c raises class 1 instead.
+    """
+    import torch
+    from torch import nn
+
+    from logiclens.vision.models.base import ModelAdapter
+
+    base = planted_model().module
+    linear = nn.Linear(4, 3)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[40.0, 0, 0, 0], [0, 0, 40, 0], [0, 0, 0, 0]]))
+        linear.bias.copy_(torch.tensor([0.0, 0.0, 4.0]))
+    module = nn.Sequential()
+    module.add_module("conv", base.conv)
+    module.add_module("relu", base.relu)
+    module.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    module.add_module("flatten", nn.Flatten())
+    module.add_module("fc", linear)
+    return ModelAdapter(
+        module, "planted-classifier", input_size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+        default_layers=["relu"], class_names=["class-a", "class-bc", "other"],
+    )  # fmt: skip

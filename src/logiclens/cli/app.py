@@ -15,12 +15,12 @@ EXIT_USAGE = 2
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, every command registered."""
     from logiclens._version import __version__
-    from logiclens.cli import demo, dissect, layers, polytope, report, search, text
+    from logiclens.cli import analyze, demo, dissect, layers, polytope, report, search, text
 
     parser = argparse.ArgumentParser(prog="logiclens", description="Explain what the units of a neural network detect.")
     parser.add_argument("--version", action="version", version=f"logiclens {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (search, layers, dissect, demo, report, polytope, text):
+    for command in (search, layers, dissect, demo, report, polytope, text, analyze):
         command.register(commands)
     return parser
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from logiclens.cli.analyze import add_analysis_options
 from logiclens.cli.options import (
     add_search_options,
     add_validation_options,
@@ -18,6 +19,7 @@ from logiclens.cli.options import (
     print_table,
     validation_values,
     wide_tables,
+    write_report,
 )
 
 __all__ = ["register"]
@@ -41,6 +43,7 @@ def register(commands: Any) -> None:
     dissect.add_argument("--images", type=positive, help="number of probe images (generated probes: 2000)")
     dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
     dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
+    dissect.add_argument("--class-map", help="Broden: CSV scene,class giving images the model's classes (analysis)")
     dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes, the split and the null")
     dissect.add_argument(
         "--quantile", type=open_fraction, default=0.005, help="top fraction q per unit (default 0.005)"
@@ -59,6 +62,8 @@ def register(commands: Any) -> None:
         help="also dissect a randomly initialised copy, into OUT/random_init",
     )
     dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
+    dissect.add_argument("--analyze", action="store_true", help="then run `logiclens analyze OUT` (OUT/analysis)")
+    add_analysis_options(dissect, "analyze-")
     dissect.add_argument("--batch-size", type=positive, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
@@ -82,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=model.input_size[0],
         categories=args.categories.split(",") if args.categories else None,
         sources=args.sources.split(",") if args.sources else None,
+        class_map=args.class_map,
     )
     settings = DissectionSettings(
         layers=list(layers),
@@ -115,18 +121,18 @@ def run(args: argparse.Namespace) -> int:
         with wide_tables():
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
+    status = 0
+    if args.analyze:
+        from logiclens.analysis import AnalysisError, analyze
+        from logiclens.cli.analyze import print_summary, settings_from_args
+
+        try:
+            options = settings_from_args(args, "analyze-")
+            print_summary(analyze(args.out, options, model=model, probe=probe, verbose=verbose))
+        except AnalysisError as error:  # the dissection itself succeeded: keep it and its report
+            print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
+            status = 2
     if not args.no_report:
-        _write_report(args.out, probe, args.n_jobs, verbose)
+        write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
-    return 0
-
-
-def _write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> None:
-    from logiclens.report import build_report
-
-    try:
-        folder = build_report(out, probe=probe, n_jobs=n_jobs, verbose=verbose)
-    except ImportError as error:  # jinja2/matplotlib missing: the dissection itself succeeded
-        print(f"logiclens: no HTML report ({error})", file=sys.stderr)
-        return
-    print(f"report: {folder / 'index.html'}", file=sys.stderr)
+    return status

@@ -24,6 +24,7 @@ __all__ = [
     "validation_values",
     "wide_tables",
     "write_outputs",
+    "write_report",
 ]
 
 
@@ -171,3 +172,15 @@ def write_outputs(explainer: Any, out: Path | None, top_out: Path | None) -> Non
     if top_out is not None:
         atomic_write_text(top_out, explainer.top_formulas_.to_csv(index=False))
         print(f"wrote {top_out}", file=sys.stderr)
+
+
+def write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> None:
+    """Write the run's HTML report; a missing jinja2/matplotlib is reported, not raised."""
+    from logiclens.report import build_report
+
+    try:
+        folder = build_report(out, probe=probe, n_jobs=n_jobs, verbose=verbose)
+    except ImportError as error:  # jinja2/matplotlib missing: the dissection itself succeeded
+        print(f"logiclens: no HTML report ({error})", file=sys.stderr)
+        return
+    print(f"report: {folder / 'index.html'}", file=sys.stderr)

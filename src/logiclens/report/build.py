@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from logiclens.report.analysis import analysis_record
 from logiclens.report.cards import UnitCard, plain
 from logiclens.report.collect import bare_cards, layer_cards
 from logiclens.report.draw import COLORS
@@ -211,6 +212,7 @@ def build_report(
             "detector_iou": detector_iou,
             "colors": COLORS,
             "layers": records,
+            "analysis": analysis_record(run.path, staging),
         }
         report = plain(report)
         (staging / MARKER).write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")

@@ -6,6 +6,10 @@
 ``manifest.json``                  each stage's fingerprint and state
 ``record/<layer>.npy``             activations (images, units, h, w) or (positions, units)
 ``record/signatures.npy``          signature of every annotation pixel (images, H, W)
+``record/predictions.npy``         the model's output per input (inputs, classes), float32, same pass
+``record/top_classes.npy``         instead, for heads wider than 4096 classes: the top 20 class ids
+``record/top_logits.npy``          and their logits (inputs, 20)
+``record/targets.npy``             ground-truth class id per input in the model's label space, -1: none
 ``concepts.npz``                   the concept set
 ``split.npz``                      search and held-out examples (and the null's variants)
 ``thresholds_<layer>.npz``         per-unit thresholds and tie-breaking cuts
@@ -15,6 +19,10 @@
 ``best_by_length_<layer>.csv``     the best score per unit and exact formula length
 ``results.csv``                    every layer's rows: written last, when the run is complete
 ``texts.jsonl``                    text runs: the probing texts and their concepts per token
+``analysis/accuracy.csv``          accuracy when active per unit, and r per maximum formula length
+``analysis/contributions.csv``     each unit's contribution to each class
+``analysis/copy_paste.csv``        one row per copy-paste (or word-insertion) edit
+``analysis/summary.json``          the analysis' settings, correlations and effects with CIs
 =================================  ================================================
 
 ``<layer>`` is :func:`layer_file_name` of the layer's name.
@@ -25,13 +33,22 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "ACCURACY",
+    "ANALYSIS",
+    "ANALYSIS_SUMMARY",
     "CONCEPTS",
     "CONFIG",
+    "CONTRIBUTIONS",
+    "COPY_PASTE",
     "ENVIRONMENT",
+    "PREDICTIONS",
     "RESULTS",
     "SIGNATURES",
     "SPLIT",
+    "TARGETS",
     "TEXTS",
+    "TOP_CLASSES",
+    "TOP_LOGITS",
     "best_by_length_file",
     "layer_file_name",
     "record_file",
@@ -48,6 +65,19 @@ CONCEPTS = "concepts.npz"
 SPLIT = "split.npz"
 TEXTS = "texts.jsonl"
 SIGNATURES = "record/signatures.npy"
+PREDICTIONS = "record/predictions.npy"
+TOP_CLASSES = "record/top_classes.npy"
+TOP_LOGITS = "record/top_logits.npy"
+TARGETS = "record/targets.npy"
+ANALYSIS = "analysis"
+ACCURACY = "analysis/accuracy.csv"
+CONTRIBUTIONS = "analysis/contributions.csv"
+COPY_PASTE = "analysis/copy_paste.csv"
+ANALYSIS_SUMMARY = "analysis/summary.json"
+#: heads wider than this keep only their top classes
+MAX_STORED_CLASSES = 4096
+#: how many top classes a wide head keeps
+N_TOP_CLASSES = 20
 
 
 def layer_file_name(layer: str) -> str:

@@ -4,6 +4,13 @@ The model's layer outputs go to float16 ``.npy`` memmaps (``record/<layer>.npy``
 (images, units, h, w)), each image's annotation pixels are grouped into signatures
 (``record/signatures.npy``, shape (images, H, W)), and the concept set's running state is
 checkpointed with them, so that an interrupted pass resumes at the last checkpoint.
+
+With ``settings.record_predictions`` the same forward pass runs to the end and the model's
+output is kept too (``record/predictions.npy``: logits (images, classes); for heads wider
+than :data:`~logiclens.runs.layout.MAX_STORED_CLASSES`, ``record/top_classes.npy`` and
+``record/top_logits.npy``), with the probe's class labels (``record/targets.npy``, -1 where
+an image has none; see :meth:`~logiclens.vision.probes.base.ProbeDataset.class_label`).
+A model whose output is not (n, classes) records no predictions.
 """
 
 from __future__ import annotations
@@ -36,7 +43,12 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
 
     from logiclens.hooks import LayerRecorder
 
-    key = fingerprint("record", model.config(), probe.config(), probe.fingerprint(), settings.layers)
+    parts: list[Any] = [model.config(), probe.config(), probe.fingerprint(), settings.layers]
+    if settings.record_predictions:
+        parts.append(
+            {"predictions": 1, "n_top": layout.N_TOP_CLASSES, "label_space": getattr(model, "label_space", None)}
+        )
+    key = fingerprint("record", *parts)
     if run.is_done("record", key):
         return key
     state = run.stage("record", key)
@@ -45,28 +57,39 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     n_images = len(probe)
     mask_h, mask_w = probe.mask_size
     completed = int(state["completed"]) if state and not state.get("done") else 0
-    resumed = _resume(run, settings.layers, completed) if completed else None
+    resumed = _resume(run, settings, completed) if completed else None
     if resumed is not None:
-        index, signatures, outputs = resumed
+        index, signatures, outputs, heads, targets = resumed
     else:
         completed = 0
         index = SignatureIndex(len(probe.concept_names))
         signatures = allocate(run / layout.SIGNATURES, np.int32, (n_images, mask_h, mask_w))
         outputs = {}
+        heads = {}
+        for name in (layout.PREDICTIONS, layout.TOP_CLASSES, layout.TOP_LOGITS, layout.TARGETS):
+            (run / name).unlink(missing_ok=True)
+        targets = None
+        if settings.record_predictions:
+            targets = allocate(run / layout.TARGETS, np.int64, (n_images,))
+            targets[:] = -1
+    class_names = getattr(model, "class_names", None)
+    space = probe.class_label_space
+    labelled = space is None or space == getattr(model, "label_space", None)
     # channels-last convolutions run about 1.5x faster on CPU (measured on EfficientNet-Lite0)
     module = model.module.to(settings.device, memory_format=torch.channels_last)
     last_checkpoint = time.monotonic()
 
     def checkpoint(done_images: int) -> None:
         signatures.flush()
-        for array in outputs.values():
+        for array in [*outputs.values(), *heads.values(), *([] if targets is None else [targets])]:
             array.flush()
         atomic_savez(folder / "index_state.npz", index.state_dict())
         shapes = {layer: list(array.shape[1:]) for layer, array in outputs.items()}
         run.update("record", key, completed=done_images, n_images=n_images, shapes=shapes, done=False)
 
     progress = tqdm(total=n_images, initial=completed, desc="recording", unit="img", disable=None if verbose else True)
-    with progress, LayerRecorder(module, settings.layers) as recorder:
+    recording = LayerRecorder(module, settings.layers, stop_early=not settings.record_predictions)
+    with progress, recording as recorder:
         for batch in probe.batches(settings.batch_size, start=completed):
             images = model.preprocess(torch.from_numpy(batch.images))
             images = images.to(settings.device, memory_format=torch.channels_last)
@@ -91,6 +114,13 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
                     outputs[layer] = allocate(run / layout.record_file(layer), np.float16, (n_images, *array.shape[1:]))
                 outputs[layer][first:stop] = array.astype(np.float16)
             labels = batch.labels
+            if settings.record_predictions and recorder.output is not None:
+                _keep_head(run, heads, recorder.output, first, stop, n_images)
+            if targets is not None and labelled:
+                n_classes = _n_classes(heads)
+                for offset, image in enumerate(batch.indices):
+                    label = probe.class_label(int(image), labels[offset])
+                    targets[int(image)] = _class_id(label, class_names, n_classes, int(image))
             ids = index.add(labels.reshape(-1, labels.shape[-1]))
             signatures[first:stop] = ids.reshape(len(batch.indices), mask_h, mask_w)
             progress.update(len(batch.indices))
@@ -101,23 +131,29 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     concepts = ConceptSet._from_index(index, probe.concept_names, probe.concept_categories, None)
     concepts.save(run / layout.CONCEPTS)
     files = [layout.record_file(layer) for layer in settings.layers] + [layout.SIGNATURES, layout.CONCEPTS]
+    files += [name for name in (*heads, *([layout.TARGETS] if targets is not None else []))]
     run.finish("record", key, files)
     return key
 
 
-def _resume(run: RunDirectory, layers: list[str], completed: int) -> tuple[SignatureIndex, np.memmap, dict] | None:
+def _resume(
+    run: RunDirectory, settings: DissectionSettings, completed: int
+) -> tuple[SignatureIndex, np.memmap, dict, dict, np.memmap | None] | None:
     """The state of an interrupted recording, or None (with a notice) when its files are damaged."""
     try:
         index = SignatureIndex.from_state_dict(read_npz(run / "record" / "index_state.npz"))
         signatures = open_memmap(run / layout.SIGNATURES, mode="r+")
-        outputs = {layer: open_memmap(run / layout.record_file(layer), mode="r+") for layer in layers}
+        outputs = {layer: open_memmap(run / layout.record_file(layer), mode="r+") for layer in settings.layers}
+        heads = _open_heads(run, "r+")
+        targets = open_memmap(run / layout.TARGETS, mode="r+") if settings.record_predictions else None
     except (OSError, ValueError) as error:
         run.log(f"{run.path}: the interrupted recording cannot be resumed ({error}); recording from the start")
         return None
-    if any(len(array) < completed for array in (signatures, *outputs.values())):
+    arrays = (signatures, *outputs.values(), *heads.values(), *([] if targets is None else [targets]))
+    if any(len(array) < completed for array in arrays):
         run.log(f"{run.path}: the interrupted recording's files are shorter than recorded; recording from the start")
         return None
-    return index, signatures, outputs
+    return index, signatures, outputs, heads, targets
 
 
 def allocate(path: Path, dtype: type, shape: tuple[int, ...]) -> np.memmap:
@@ -138,3 +174,56 @@ def allocate(path: Path, dtype: type, shape: tuple[int, ...]) -> np.memmap:
                 path.unlink(missing_ok=True)
                 raise OSError(errno.ENOSPC, f"no space left on device for {size / 1e6:.1f} MB", str(path)) from None
     return array
+
+
+def _open_heads(run: RunDirectory, mode: str) -> dict[str, np.memmap]:
+    """The prediction files an interrupted pass already started."""
+    names = (layout.PREDICTIONS, layout.TOP_CLASSES, layout.TOP_LOGITS)
+    return {name: open_memmap(run / name, mode=mode) for name in names if (run / name).exists()}
+
+
+def _n_classes(heads: dict[str, np.memmap]) -> int | None:
+    if layout.PREDICTIONS in heads:
+        return int(heads[layout.PREDICTIONS].shape[1])
+    return None
+
+
+def _keep_head(run: RunDirectory, heads: dict[str, np.memmap], output: Any, first: int, stop: int, n: int) -> None:
+    """Store a batch of the model's output: all logits, or the top classes of a very wide head."""
+    logits = output.float().numpy()
+    if logits.ndim != 2:
+        return  # not a classifier's (n, classes) output: no predictions for this model
+    n_classes = logits.shape[1]
+    if not heads:
+        if n_classes <= layout.MAX_STORED_CLASSES:
+            heads[layout.PREDICTIONS] = allocate(run / layout.PREDICTIONS, np.float32, (n, n_classes))
+        else:
+            k = layout.N_TOP_CLASSES
+            heads[layout.TOP_CLASSES] = allocate(run / layout.TOP_CLASSES, np.int32, (n, k))
+            heads[layout.TOP_LOGITS] = allocate(run / layout.TOP_LOGITS, np.float32, (n, k))
+    if layout.PREDICTIONS in heads:
+        heads[layout.PREDICTIONS][first:stop] = logits
+        return
+    top = np.argsort(-logits, axis=1, kind="stable")[:, : layout.N_TOP_CLASSES]
+    heads[layout.TOP_CLASSES][first:stop] = top
+    heads[layout.TOP_LOGITS][first:stop] = np.take_along_axis(logits, top, axis=1)
+
+
+def _class_id(label: int | str | None, class_names: list[str] | None, n_classes: int | None, image: int) -> int:
+    """A probe's class label as a class index of the model (-1: none)."""
+    if label is None:
+        return -1
+    if isinstance(label, str):
+        if class_names is None:
+            raise ValueError(
+                f"image {image} is labelled {label!r} by name, but the model has no class names; "
+                "give the model class names or label images by class index"
+            )
+        try:
+            return class_names.index(label)
+        except ValueError:
+            raise ValueError(f"image {image} is labelled {label!r}, which is not one of the model's classes") from None
+    value = int(label)
+    if value < 0 or (n_classes is not None and value >= n_classes):
+        raise ValueError(f"image {image} has class label {value}, outside the model's 0..{(n_classes or 1) - 1}")
+    return value

@@ -52,6 +52,11 @@ class DissectionSettings:
         ``"cpu"`` or ``"cuda"``.
     checkpoint_seconds : float
         How often the record stage saves its state.
+    record_predictions : bool
+        Also keep the model's output (logits; the top classes of heads wider than 4096) and
+        the probe's class labels, from the same forward pass (which then runs to the end).
+        They feed :mod:`logiclens.analysis`. False keeps the record stage's fingerprint of
+        runs made before predictions were recorded.
     """
 
     layers: list[str]
@@ -63,6 +68,7 @@ class DissectionSettings:
     batch_size: int = 32
     device: str = "cpu"
     checkpoint_seconds: float = 30.0
+    record_predictions: bool = True
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -93,5 +99,6 @@ class DissectionSettings:
             "batch_size": self.batch_size,
             "device": self.device,
             "checkpoint_seconds": self.checkpoint_seconds,
+            "record_predictions": self.record_predictions,
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }

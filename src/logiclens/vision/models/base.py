@@ -83,6 +83,9 @@ class ModelAdapter:
         SHA-256 of the bytes of ``weights_path`` that were actually loaded.
     details : dict
         Further JSON-able facts for :meth:`config` (architecture source, library versions, ...).
+    label_space : str or None
+        The name of the output's label space (``"imagenet-1k"``), so that probes labelled in
+        a named space (the stamps probe's ImageNet matches) are used only with such a model.
 
     Attributes
     ----------
@@ -105,6 +108,7 @@ class ModelAdapter:
     weights_path: str | None = None
     weights_sha256: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    label_space: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.module, nn.Module):

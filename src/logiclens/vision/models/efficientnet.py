@@ -184,6 +184,7 @@ def efficientnet_lite0(weights: str | os.PathLike[str] | None = None) -> ModelAd
         std=(0.5, 0.5, 0.5),
         default_layers=list(_DEFAULT_LAYERS),
         class_names=imagenet_class_names(),
+        label_space="imagenet-1k",
         weights_path=str(path),
         weights_sha256=sha256,
         details=details,

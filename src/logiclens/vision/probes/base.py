@@ -69,6 +69,8 @@ class ProbeDataset(ABC):
     image_size: tuple[int, int]
     #: (h, w) of the annotation masks
     mask_size: tuple[int, int]
+    #: the label space of :meth:`class_label` (e.g. ``"imagenet-1k"``); None: the model's own
+    class_label_space: str | None = None
 
     @abstractmethod
     def __len__(self) -> int: ...
@@ -80,6 +82,25 @@ class ProbeDataset(ABC):
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """Everything that determines the probe's content (kind, path, seed, size, ...), JSON-able."""
+
+    def class_label(self, index: int, labels: NDArray[np.int32]) -> int | str | None:
+        """The ground-truth class of image ``index`` in the model's label space, if the probe knows it.
+
+        Parameters
+        ----------
+        index : int
+            The image.
+        labels : int32 (h, w, L)
+            Its concept labels, as :meth:`load` returned them (so that no image is loaded twice).
+
+        Returns
+        -------
+        int, str or None
+            A class index of the model's output, a class name (resolved against the model's
+            class names), or None for an image without a label (the default: probes carry no
+            class labels unless they say so). Images without a label are left out of accuracy.
+        """
+        return None
 
     def fingerprint(self) -> str:
         """Content key for caches: a hash of :meth:`config` and the concept names."""

@@ -242,6 +242,11 @@ class BrodenProbe(ProbeDataset):
         Keep the first ``n_images`` selected rows.
     image_size : (int, int), optional
         (H, W) the images are resized to (bilinear). Default: (ih, iw) of the first row.
+    class_map : str or Path, optional
+        A CSV file ``scene,class`` mapping Broden scene names (as in ``label.csv``, e.g.
+        ``bedroom-s``) to the model's classes (a class index or name), so that images carry
+        ground-truth labels for :mod:`logiclens.analysis`. An image whose scenes map to no
+        class, or to different classes, has no label.
 
     Raises
     ------
@@ -260,6 +265,7 @@ class BrodenProbe(ProbeDataset):
         sources: Sequence[str] | None = None,
         n_images: int | None = None,
         image_size: tuple[int, int] | None = None,
+        class_map: str | Path | None = None,
     ) -> None:
         self.root = existing_dir(root, "Broden folder")
         self.index_file = str(index_file)
@@ -277,6 +283,28 @@ class BrodenProbe(ProbeDataset):
         )
         self._lookup = lookup_table(self.label_ids)
         self._hash = hash_files([self._index_path, self._label_path])
+        self.class_map = None if class_map is None else existing_file(Path(class_map).expanduser(), "class map")
+        self._scene_classes = self._read_class_map() if self.class_map is not None else {}
+
+    def _read_class_map(self) -> dict[int, int | str]:
+        """Broden scene label id -> model class, from ``class_map``."""
+        assert self.class_map is not None
+        by_name = {name: label for label, name in self._scanner.known.items()}
+        _, rows = read_csv(self.class_map, ("scene", "class"))
+        mapping: dict[int, int | str] = {}
+        for line, row in rows:
+            scene, value = row["scene"].strip(), row["class"].strip()
+            if scene not in by_name:
+                raise ValueError(f"{self.class_map}, line {line}: {scene!r} is not a label of {self._label_path}")
+            if value:
+                mapping[by_name[scene]] = int(value) if value.isdigit() else value
+        return mapping
+
+    def class_label(self, index: int, labels: NDArray[np.int32]) -> int | str | None:
+        """The model class its scene maps to through ``class_map`` (None: no map, no scene, or ambiguous)."""
+        found = {self._scene_classes[i] for category, ids in self._row(index).scalar if category == "scene"
+                 for i in ids if i in self._scene_classes}  # fmt: skip
+        return found.pop() if len(found) == 1 else None
 
     def _scan(self) -> list[dict[str, set[int]]]:
         """Label ids used by each selected row, read with a few threads."""
@@ -329,4 +357,6 @@ class BrodenProbe(ProbeDataset):
             "image_size": list(self.image_size),
             "mask_size": list(self.mask_size),
             "content_hash": self._hash,
-        }
+            **({} if self.class_map is None else {"class_map": str(self.class_map),
+                                                  "class_map_hash": hash_files([self.class_map])}),
+        }  # fmt: skip

@@ -42,6 +42,7 @@ def open_probe(
     categories: Sequence[str] | None = None,
     sources: Sequence[str] | None = None,
     fetch: bool = True,
+    class_map: str | None = None,
 ) -> ProbeDataset:
     """Open the probe named by ``spec``.
 
@@ -60,7 +61,11 @@ def open_probe(
         Broden only: which label categories and image sources to use.
     fetch : bool
         Allow fetching the stamps package into the user's cache.
+    class_map : str, optional
+        Broden only: a ``scene,class`` CSV giving images ground-truth classes of the model.
     """
+    if class_map is not None and not spec.startswith("broden:"):
+        raise ValueError("--class-map applies to broden:PATH probes (segmentation folders use classes.csv)")
     kind, _, path = spec.partition(":")
     generated = 2000 if n_images is None else n_images
     if kind == "shapes" and not path:
@@ -79,7 +84,9 @@ def open_probe(
         from logiclens.vision.probes.broden import BrodenProbe
 
         size = (image_size, image_size) if image_size else None
-        return BrodenProbe(path, categories=categories, sources=sources, n_images=n_images, image_size=size)
+        return BrodenProbe(
+            path, categories=categories, sources=sources, n_images=n_images, image_size=size, class_map=class_map
+        )
     if kind == "segmentation" and path:
         from logiclens.vision.probes.segmentation import SegmentationFolderProbe
 
@@ -113,6 +120,7 @@ def _reopen_broden(config: Mapping[str, Any]) -> ProbeDataset:
     return BrodenProbe(
         config["root"], index_file=config.get("index_file", "index.csv"), categories=config.get("categories"),
         sources=config.get("sources"), n_images=config.get("n_images"), image_size=tuple(config["image_size"]),
+        class_map=config.get("class_map"),
     )  # fmt: skip
 
 

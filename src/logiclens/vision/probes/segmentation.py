@@ -8,6 +8,7 @@ Layout (see ``docs/probes.md``)::
       masks/NAME.png        # label map: 8/16-bit grey, palette, or RGB encoded as R + 256*G
       masks/NAME.<k>.png    # optional extra channels (k = 1, 2, ...) for overlapping labels
       image_labels.csv      # optional: image,label_id  (labels of the whole image)
+      classes.csv           # optional: image,class  (ground-truth class: a model class name or index)
 
 The module also holds the image and label-map readers shared with
 :mod:`logiclens.vision.probes.broden`.
@@ -396,6 +397,27 @@ def _read_image_labels(path: Path, folder: Path, images: dict[str, Path], ids: s
     return labels
 
 
+def read_classes(path: Path, folder: Path, images: dict[str, Path]) -> dict[str, int | str]:
+    """``classes.csv``: the ground-truth class of images, in the model's label space.
+
+    The ``class`` column holds a class index (digits) or a class name; images not listed, or
+    with an empty class, have no label (they are left out of accuracy figures).
+    """
+    if not path.exists():
+        return {}
+    by_file = {image.relative_to(folder).as_posix(): name for name, image in images.items()}
+    _, rows = read_csv(path, ("image", "class"))
+    classes: dict[str, int | str] = {}
+    for line, row in rows:
+        image, value = row["image"].strip(), row["class"].strip()
+        name = image if image in images else by_file.get(image)
+        if name is None:
+            raise ValueError(f"{path}, line {line}: unknown image {image!r} (no images/{image} or images/{image}.*)")
+        if value:
+            classes[name] = int(value) if value.isdigit() else value
+    return classes
+
+
 def _common_mask_size(entries: Sequence[_Entry]) -> tuple[int, int]:
     """The size shared by every label map, else ValueError naming the first odd one."""
     first = label_map_size(entries[0].masks[0])
@@ -465,11 +487,13 @@ class SegmentationFolderProbe(ProbeDataset):
         masks = _find_masks(existing_dir(self.root / "masks", "masks folder"), list(images))
         image_labels = _read_image_labels(self.root / "image_labels.csv", folder, images, ids)
         names = list(images)[: self.n_images]
+        self._classes = read_classes(self.root / "classes.csv", folder, images)
         return [_Entry(n, images[n], tuple(masks[n]), tuple(image_labels.get(n, ()))) for n in names]
 
     def _content_hash(self) -> str:
         """Hash of the tables and of every selected file's relative path and byte size."""
-        tables = [self._label_path] + [p for p in [self.root / "image_labels.csv"] if p.exists()]
+        optional = [self.root / "image_labels.csv", self.root / "classes.csv"]
+        tables = [self._label_path] + [p for p in optional if p.exists()]
         listing = [
             f"{path.relative_to(self.root).as_posix()}:{path.stat().st_size}"
             for entry in self._entries
@@ -505,6 +529,10 @@ class SegmentationFolderProbe(ProbeDataset):
         channels = [self._channel(path) for path in entry.masks]
         channels += [np.full(self.mask_size, self._lookup[label], np.int32) for label in entry.image_labels]
         return image, np.stack(channels, axis=-1)
+
+    def class_label(self, index: int, labels: NDArray[np.int32]) -> int | str | None:
+        """The image's class from ``classes.csv`` (a model class index or name), if listed."""
+        return self._classes.get(self._entry(index).name)
 
     def group(self, index: int) -> str:
         """The image's name (its path under ``images/`` without suffix)."""

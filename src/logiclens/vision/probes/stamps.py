@@ -365,6 +365,28 @@ def _paste(
     owner[rows, cols][alpha > 127] = number
 
 
+def imagenet_matches() -> dict[str, int]:
+    """Stamp names matched to ImageNet-1k classes: ``{stamp name: class index}``.
+
+    The table ``vision/probes/data/stamps_imagenet.csv`` was made by this rule and then
+    reviewed by hand (``how`` says which): lower-case the stamp's file name, turn ``_`` and
+    ``-`` into spaces, drop digits and the words mirror, photo, new, old, small, large, left,
+    little, whole, profile; then the longest run of consecutive words that equals one of the
+    comma-separated synonyms of an ImageNet class name (also with a plural ``s`` added or
+    removed) matches that class. The review removed wrong senses (a party horn is not a
+    French horn, the ``mouse`` stamp is the animal, ``anemone_red`` is the flower,
+    ``bow`` a ribbon, ``roundabout`` a road sign, ``grannysmith`` a doll, ``trophy_cup`` no
+    drinking cup, the dreidel letter ``hay``, ``bunny-head``, ``australian_rules_football``)
+    and added names written together or under another synonym (``firetruck``, ``747``,
+    ``tucan``, ...).
+    """
+    import csv
+    from importlib import resources
+
+    text = resources.files("logiclens.vision.probes").joinpath("data/stamps_imagenet.csv").read_text("utf-8")
+    return {row["stamp"]: int(row["imagenet_index"]) for row in csv.DictReader(text.splitlines())}
+
+
 class StampsProbe(ProbeDataset):
     """Tux Paint stamps pasted on procedural backgrounds, with object, group, scene and colour labels.
 
@@ -450,6 +472,28 @@ class StampsProbe(ProbeDataset):
             self._stamp_labels[i, 0] = index[stamp.name]
             self._stamp_labels[i, 1 : 1 + len(stamp.groups)] = [index[group] for group in stamp.groups]
         self._color_offset = len(self.concept_names) - len(COLOR_NAMES)
+        matches = imagenet_matches()
+        self._imagenet_of_concept = {
+            index[stamp.name]: matches[stamp.name] for stamp in self.stamps if stamp.name in matches
+        }
+
+    #: :meth:`class_label` gives ImageNet-1k class indices (used only with an ImageNet-1k model)
+    class_label_space = "imagenet-1k"
+
+    def class_label(self, index: int, labels: NDArray[np.int32]) -> int | None:
+        """The ImageNet-1k class of the image's largest visible stamp, when that stamp has one.
+
+        The stamp covering the most annotation pixels decides; it has a class when its name
+        is in the hand-reviewed table ``vision/probes/data/stamps_imagenet.csv`` (the rule is
+        documented in :func:`imagenet_matches`). Images whose largest stamp has no match have
+        no label and are left out of accuracy figures.
+        """
+        objects = labels[..., 1].reshape(-1)
+        objects = objects[objects >= 0]
+        if not len(objects):
+            return None
+        ids, counts = np.unique(objects, return_counts=True)
+        return self._imagenet_of_concept.get(int(ids[int(np.argmax(counts))]))
 
     def __len__(self) -> int:
         return self.n_images

@@ -1,0 +1,108 @@
+"""Is the model more accurate when a well-explained unit fires? (Mu & Andreas, section 5, Figure 7)
+
+Images count as the examples: an image is one where a unit is *active* when its unit mask
+is non-empty, i.e. at least one annotation pixel of its bilinearly upsampled map exceeds the
+unit's threshold (the same rule as the masks the search explains,
+:mod:`logiclens.vision.activations.active`). Accuracy when active is the fraction of those
+images, among the ones with a ground-truth label, that the model classifies right. The
+numbers themselves come from :mod:`logiclens.explain.accuracy`, the one implementation that
+text runs use too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from logiclens.core.batching import batch_slices
+from logiclens.explain.accuracy import accuracy_when_active, correlation_by_length, iou_accuracy_correlation
+from logiclens.runs.reading import LayerData
+from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.upsample import BilinearUpsampler
+
+__all__ = [
+    "accuracy_when_active",
+    "correlation_by_length",
+    "correlations",
+    "image_activity",
+    "iou_accuracy_correlation",
+]
+
+
+def image_activity(
+    activations: NDArray[np.floating],
+    thresholds: NDArray[np.floating],
+    mask_size: tuple[int, int],
+    tie_cuts: NDArray[np.floating] | None = None,
+    batch_size: int = 32,
+) -> NDArray[np.bool_]:
+    """Which images each unit is active on: its unit mask there is non-empty.
+
+    Parameters
+    ----------
+    activations : (images, units, h, w) array (a memmap is read batch by batch)
+    thresholds : (units,) array
+        NaN for a unit that is never active.
+    mask_size : (H, W)
+        The annotation resolution the maps are upsampled to.
+    tie_cuts : (units,) array, optional
+
+    Returns
+    -------
+    bool array, shape (units, images)
+    """
+    n_images, n_units, h, w = activations.shape
+    limits = np.where(np.isfinite(thresholds), thresholds, np.inf).astype(np.float32)
+    ties = None if tie_cuts is None else np.asarray(tie_cuts) >= 0
+    upsampler = BilinearUpsampler((h, w), mask_size)
+    active = np.zeros((n_units, n_images), bool)
+    for part in batch_slices(n_images, batch_size):
+        maps = np.asarray(activations[part], np.float32)
+        maxima = maps.reshape(len(maps), n_units, -1).max(axis=2)
+        image, unit = np.nonzero(can_be_active(maxima, limits, ties))
+        if not len(image):
+            continue
+        index, _ = active_pixels(upsampler, maps[image, unit], limits[unit], unit, image + part.start, tie_cuts)
+        hit = np.unique(index)
+        active[unit[hit], image[hit] + part.start] = True
+    return active
+
+
+def correlations(
+    layer: LayerData,
+    accuracy: NDArray[np.float64],
+    source: str = "model",
+) -> pd.DataFrame:
+    """Pearson r (with p and n) between IoU and accuracy when active, per maximum formula length.
+
+    Search IoU at every maximum length comes from ``best_by_length`` (the best formula of
+    length at most l); held-out IoU exists for each unit's reported formula only, so it gives
+    one row, at the run's maximum length.
+
+    Returns
+    -------
+    DataFrame
+        ``layer, source, iou_kind (search|heldout), max_length, mean_iou, r, p, n_units``.
+    """
+    frames = []
+    if layer.best_by_length is not None:
+        table = correlation_by_length(layer.best_by_length, accuracy)
+        table.insert(0, "iou_kind", "search")
+        frames.append(table)
+    else:
+        r, p, n = iou_accuracy_correlation(layer.results["iou"].to_numpy(float), accuracy)
+        length = int(layer.results["length"].max()) if layer.results["length"].notna().any() else 0
+        frames.append(pd.DataFrame([{"iou_kind": "search", "max_length": length, "mean_iou":
+                                     float(np.nanmean(layer.results["iou"].to_numpy(float))), "r": r, "p": p,
+                                     "n_units": n}]))  # fmt: skip
+    if "heldout_iou" in layer.results and layer.results["heldout_iou"].notna().any():
+        heldout = layer.results["heldout_iou"].to_numpy(float)
+        r, p, n = iou_accuracy_correlation(heldout, accuracy)
+        length = int(frames[0]["max_length"].max())
+        frames.append(pd.DataFrame([{"iou_kind": "heldout", "max_length": length, "mean_iou":
+                                     float(np.nanmean(heldout)), "r": r, "p": p, "n_units": n}]))  # fmt: skip
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "source", source)
+    table.insert(0, "layer", layer.name)
+    return table
