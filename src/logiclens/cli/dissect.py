@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from logiclens.cli.options import (
+    add_region_options,
     add_search_options,
     add_validation_options,
     explainer_from_args,
     print_table,
+    region_settings_from_args,
     wide_tables,
 )
 
@@ -54,6 +56,7 @@ def register(commands: Any) -> None:
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
     dissect.add_argument("--show", type=int, default=15, help="best units to print (default 15)")
     add_search_options(dissect)
+    add_region_options(dissect)
     dissect.set_defaults(handler=run)
 
 
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         fixed_threshold=0.0 if args.threshold is None else args.threshold,
         batch_size=args.batch_size,
         device=args.device,
+        units=args.units,
+        regions=region_settings_from_args(args, seed=args.seed),
     )
     print(
         f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     with wide_tables():
         print(summarize(results).to_string(float_format=lambda x: f"{x:.4f}"))
     print_table(results.sort_values("iou", ascending=False).head(args.show), columns)
+    if args.units == "code-clusters":
+        _print_comparisons(args.out, layers)
     if args.random_init_control:
         control_out = Path(args.out) / "random_init"
         print(f"control: the same dissection of a randomly initialised copy, into {control_out}", file=sys.stderr)
@@ -115,3 +122,16 @@ def _write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> Non
         print(f"logiclens: no HTML report ({error})", file=sys.stderr)
         return
     print(f"report: {folder / 'index.html'}", file=sys.stderr)
+
+
+def _print_comparisons(out: str | Path, layers: list[str]) -> None:
+    import pandas as pd
+
+    from logiclens.runs import layout
+
+    for layer in layers:
+        path = Path(out) / layout.comparison_file(layer)
+        if path.exists():
+            print(f"size-matched comparison of {layer}'s unit families ({path.name}):")
+            with wide_tables():
+                print(pd.read_csv(path).to_string(index=False, float_format=lambda x: f"{x:.3f}"))

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.polytope.position_units import RegionUnitSettings
 
 __all__ = ["THRESHOLD_MODES", "DissectionSettings"]
 
 THRESHOLD_MODES = ("layer", "upsampled", "fixed")
+UNIT_KINDS = ("neurons", "code-clusters")
 
 
 def _default_explainer() -> CompositionalExplainer:
@@ -44,6 +46,12 @@ class DissectionSettings:
         ``"cpu"`` or ``"cuda"``.
     checkpoint_seconds : float
         How often the record stage saves its state.
+    units : {"neurons", "code-clusters"}
+        ``"code-clusters"`` also explains, per layer, clusters of the codes at the layer's
+        nonlinearity and the baselines of ``regions`` (activation clusters, PCA/NMF/random
+        directions, random subsets), and writes the size-matched comparison with the neurons.
+    regions : RegionUnitSettings
+        How code clusters and baselines are made (``units="code-clusters"``).
     """
 
     layers: list[str]
@@ -54,6 +62,8 @@ class DissectionSettings:
     batch_size: int = 32
     device: str = "cpu"
     checkpoint_seconds: float = 30.0
+    units: str = "neurons"
+    regions: RegionUnitSettings = field(default_factory=RegionUnitSettings)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -70,6 +80,10 @@ class DissectionSettings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.explainer.holdout < 1.0:
             raise ValueError(f"holdout must lie in [0, 1), got {self.explainer.holdout}")
+        if self.units not in UNIT_KINDS:
+            raise ValueError(f"units must be one of {UNIT_KINDS}, got {self.units!r}")
+        if not isinstance(self.regions, RegionUnitSettings):
+            raise TypeError(f"regions must be a RegionUnitSettings, got {type(self.regions).__name__}")
         if self.explainer.n_null < 0:
             raise ValueError(f"n_null must be >= 0, got {self.explainer.n_null}")
 
@@ -83,5 +97,6 @@ class DissectionSettings:
             "batch_size": self.batch_size,
             "device": self.device,
             "checkpoint_seconds": self.checkpoint_seconds,
+            **({"units": self.units, "regions": self.regions.to_config()} if self.units != "neurons" else {}),
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }
