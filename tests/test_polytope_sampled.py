@@ -22,7 +22,7 @@ def _network():
 def test_sampled_count_converges_to_the_exact_count() -> None:
     """Tolerance: with 1e-7 resolution the count equals the exact one on at least 9 of 10 paths and is
     never off by more than 2 % (a bit flipping twice within one refined interval is invisible)."""
-    model, network = _network()
+    _, network = _network()
     rng = np.random.default_rng(0)
     hidden = [name for name in network.names if name != "output"]
     equal = 0
@@ -40,7 +40,7 @@ def test_sampled_count_converges_to_the_exact_count() -> None:
 
 def test_missed_crossings_are_estimated() -> None:
     """Coarse settings miss crossings; over 30 paths the estimate is within a factor 2 of what was missed."""
-    model, network = _network()
+    _, network = _network()
     rng = np.random.default_rng(1)
     code = network_code_function(network, ["1", "3"])
     estimated = missed = 0

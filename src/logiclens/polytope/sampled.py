@@ -14,7 +14,8 @@ What sampling cannot see is a bit that changes an even number of times inside an
 whose ends agree (the count is a lower bound of the exact number of crossings). The estimate of
 these **missed crossings** compares the count with a count at half the precision (every other
 initial sample, refined to twice the resolution): if missed crossings shrink in proportion to
-the spacing, those the full precision still misses number about ``count - count_at_half``. Both numbers are reported, with the resolution.
+the spacing, those the full precision still misses number about ``count - count_at_half``.
+Both numbers are reported, with the resolution.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def sampled_crossings(
     changes = (bits[1:] != bits[:-1]).sum(axis=1)
     changed = np.flatnonzero(changes)
     widths = np.diff(t)[changed]
-    half_t, half_bits, half_used = _refine(
+    _, half_bits, _ = _refine(
         code_function, start, direction, t0[::2] if n_samples % 2 == 0 else np.append(t0[:-1:2], 1.0),
         bits0[::2] if n_samples % 2 == 0 else np.vstack([bits0[:-1:2], bits0[-1:]]), min(0.5, 2 * resolution),
         budget,
