@@ -307,6 +307,11 @@ def explain_text(
     masks = threshold_units(acts, thresholds)
     if level == "token":
         examples, groups = probe.examples(inputs), None
+        if settings.explainer.n_null and len(np.unique(np.bincount(examples))) > 1:
+            # the null permutes whole examples of equal size: with sentences of different lengths each
+            # token is an example of its own (the null permutes tokens), and the held-out split still
+            # keeps every sentence on one side (groups)
+            examples, groups = np.arange(len(examples)), [int(s) for s in examples]
     else:  # pairs are split by premise, so that no premise is on both sides
         examples = np.arange(len(table))
         groups = [" ".join(premise.words).lower() for premise, _ in inputs] if level == "pair" else None
