@@ -159,7 +159,7 @@ def minilm_density(model: nn.Module, tokenizer, n_paths: int) -> dict:
             batch[:, position] = torch.as_tensor(points, dtype=batch.dtype)
             return batch
 
-        def code(points: np.ndarray, embeds=embeds, position: int = position) -> np.ndarray:  # noqa: ANN001
+        def code(points: np.ndarray, embeds=embeds, position: int = position) -> np.ndarray:
             rows = []
             with LayerRecorder(model, acts, capture="input") as recorder:
                 for start in range(0, len(points), 256):
@@ -404,7 +404,7 @@ def synthetic_density(model: TinyLM, language: SyntheticLanguage, n_paths: int, 
                 batch[:, 2] = torch.as_tensor(points, dtype=batch.dtype)
                 return batch
 
-            def code(points: np.ndarray, embeds=embeds) -> np.ndarray:  # noqa: ANN001
+            def code(points: np.ndarray, embeds=embeds) -> np.ndarray:
                 with LayerRecorder(model, relus, capture="input") as recorder:
                     captured = recorder.run(embeds=embeds(points))
                 return np.concatenate([captured[n][:, 2].numpy() > 0 for n in relus], axis=1)
