@@ -1,4 +1,4 @@
-"""The package's dependencies flow one way: core -> explain -> runs -> pipelines -> analysis -> report -> cli.
+"""Dependencies flow one way: core -> explain -> runs -> torch -> polytope -> pipelines -> analysis -> report -> cli.
 
 Every ``import`` of every module is read (module level and inside functions) and checked
 against the layers below; any import cycle between logiclens modules fails, as does torch in
@@ -21,17 +21,18 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("explain", ("logiclens.explain",)),
     ("runs", ("logiclens.runs",)),
     ("torch", ("logiclens.hooks", "logiclens.checkpoints")),
+    ("polytope", ("logiclens.polytope",)),
     ("vision", ("logiclens.vision",)),
     ("text", ("logiclens.text",)),
-    ("polytope", ("logiclens.polytope",)),
     ("testing", ("logiclens.testing",)),
     ("analysis", ("logiclens.analysis",)),
     ("report", ("logiclens.report",)),
     ("cli", ("logiclens.cli",)),
     ("facade", ("logiclens",)),
 ]
-#: the pipelines stand side by side: none imports another
-PIPELINES = ("vision", "text", "polytope")
+#: the pipelines stand side by side: none imports another. The polytope lens is a library
+#: below them (codes, regions, baselines: what code-cluster units need in both pipelines)
+PIPELINES = ("vision", "text")
 #: layers that must run without torch
 TORCH_FREE = ("core", "explain", "runs")
 

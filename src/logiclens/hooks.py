@@ -5,6 +5,10 @@ Layers are named exactly as ``model.named_modules()`` prints them (``layer4``,
 forward pass (a ReLU shared by two convolutions) is addressed per call: ``name`` or
 ``name#0`` is its first call, ``name#1`` the second, and so on.
 
+With ``capture="input"`` the recorder keeps the first tensor a module *receives* instead
+of what it returns (a forward pre-hook): the input of a nonlinearity is its pre-activation,
+whatever module or functional op produced it (:mod:`logiclens.polytope.hooked`).
+
 Hooks live only inside the ``with`` block and are removed on exit, exceptions included.
 Outputs are cloned (an in-place ReLU after the hooked module would otherwise overwrite
 them), detached and moved to the CPU. The forward pass stops as soon as the last requested
@@ -63,6 +67,8 @@ class LayerRecorder:
         Dotted module names, optionally with a call index (``"layer4.1.relu#1"``).
     stop_early : bool, default True
         Stop the forward pass once every requested layer has fired.
+    capture : {"output", "input"}, default "output"
+        Record what each module returns, or the first tensor it receives.
 
     Examples
     --------
@@ -72,7 +78,12 @@ class LayerRecorder:
     torch.Size([8, 512, 7, 7])
     """
 
-    def __init__(self, model: nn.Module, layers: str | Sequence[str], stop_early: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, layers: str | Sequence[str], stop_early: bool = True, capture: str = "output"
+    ) -> None:
+        if capture not in ("output", "input"):
+            raise ValueError(f"capture must be 'output' or 'input', got {capture!r}")
+        self.capture = capture
         self.model = model
         self.layers = [layers] if isinstance(layers, str) else list(layers)
         if not self.layers:
@@ -97,7 +108,12 @@ class LayerRecorder:
     def __enter__(self) -> LayerRecorder:
         for name in self._targets:
             module = self.model.get_submodule(name)
-            self._handles.append(module.register_forward_hook(self._hook_for(name)))
+            hook = self._hook_for(name)
+            if self.capture == "input":
+                handle = module.register_forward_pre_hook(lambda m, inputs, hook=hook: hook(m, inputs, inputs))
+            else:
+                handle = module.register_forward_hook(hook)
+            self._handles.append(handle)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "planted_classifier",
     "planted_model",
     "planted_problem",
+    "tiny_conv_model",
 ]
 
 
@@ -173,3 +174,31 @@ def planted_classifier():  # type: ignore[no-untyped-def]
         module, "planted-classifier", input_size=(16, 16), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
         default_layers=["relu"], class_names=["class-a", "class-bc", "other"],
     )  # fmt: skip
+
+
+def tiny_conv_model(seed: int = 0):  # type: ignore[no-untyped-def]
+    """A small randomly initialised CNN (32 x 32 inputs) for fast end-to-end runs on the shapes probe.
+
+    Layers: ``conv1`` (3 -> 8, stride 2) -> ``bn1`` -> ``relu1`` -> ``conv2`` (8 -> 16, stride 2)
+    -> ``relu2`` -> ``pool`` -> ``fc``; ``pool`` is followed by no nonlinearity. Returns a
+    ``ModelAdapter``.
+    """
+    import torch
+    from torch import nn
+
+    from logiclens.vision.models.base import ModelAdapter
+
+    torch.manual_seed(seed)
+    module = nn.Sequential()
+    module.add_module("conv1", nn.Conv2d(3, 8, 3, stride=2, padding=1))
+    module.add_module("bn1", nn.BatchNorm2d(8))
+    module.add_module("relu1", nn.ReLU())
+    module.add_module("conv2", nn.Conv2d(8, 16, 3, stride=2, padding=1))
+    module.add_module("relu2", nn.ReLU())
+    module.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    module.add_module("flat", nn.Flatten())
+    module.add_module("fc", nn.Linear(16, 4))
+    module.eval()
+    return ModelAdapter(
+        module, "tiny-conv", input_size=(32, 32), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), default_layers=["conv2"]
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 from logiclens.cli.analyze import add_analysis_options
 from logiclens.cli.options import (
+    add_region_options,
     add_search_options,
     add_validation_options,
     count,
@@ -17,6 +18,7 @@ from logiclens.cli.options import (
     open_fraction,
     positive,
     print_table,
+    region_settings_from_args,
     validation_values,
     wide_tables,
     write_report,
@@ -69,6 +71,7 @@ def register(commands: Any) -> None:
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
     dissect.add_argument("--show", type=count, default=15, help="best units to print (default 15)")
     add_search_options(dissect)
+    add_region_options(dissect)
     dissect.set_defaults(handler=run, n_jobs=-1)  # all cores, as `make demo` runs it
 
 
@@ -98,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         fixed_threshold=0.0 if args.threshold is None else args.threshold,
         batch_size=args.batch_size,
         device=args.device,
+        units=args.units,
+        regions=region_settings_from_args(args, seed=args.seed),
     )
     print(
         f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
@@ -114,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"held-out: {holdout:.0%} of the images, split by {args.holdout_by} (seed {args.seed}); "
               f"null: {null} permutations", file=sys.stderr)  # fmt: skip
     print_table(results.sort_values("iou", ascending=False).head(args.show), columns)
+    if args.units == "code-clusters":
+        _print_comparisons(args.out, layers)
     if args.random_init_control:
         control_out = Path(args.out) / "random_init"
         print(f"control: the same dissection of a randomly initialised copy, into {control_out}", file=sys.stderr)
@@ -136,3 +143,16 @@ def run(args: argparse.Namespace) -> int:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return status
+
+
+def _print_comparisons(out: str | Path, layers: list[str]) -> None:
+    import pandas as pd
+
+    from logiclens.runs import layout
+
+    for layer in layers:
+        path = Path(out) / layout.comparison_file(layer)
+        if path.exists():
+            print(f"size-matched comparison of {layer}'s unit families ({path.name}):")
+            with wide_tables():
+                print(pd.read_csv(path).to_string(index=False, float_format=lambda x: f"{x:.3f}"))

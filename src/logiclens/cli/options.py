@@ -184,3 +184,32 @@ def write_report(out: str | Path, probe: Any, n_jobs: int, verbose: int) -> None
         print(f"logiclens: no HTML report ({error})", file=sys.stderr)
         return
     print(f"report: {folder / 'index.html'}", file=sys.stderr)
+
+
+def add_region_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--units`` and the code-cluster options (``--cluster-method``, ``--clusters``, ...)."""
+    group = parser.add_argument_group("code-cluster units (--units code-clusters)")
+    group.add_argument(
+        "--units",
+        choices=("neurons", "code-clusters"),
+        default="neurons",
+        help="code-clusters: also explain clusters of the layer's codes (at its nonlinearity) with activation "
+        "clusters, PCA/NMF/random directions and random subsets, and compare them with the neurons at matched sizes",
+    )
+    group.add_argument("--cluster-method", choices=("kmedoids", "hdbscan"), default="kmedoids",
+                       help="clustering of the codes on Hamming distance (default kmedoids)")  # fmt: skip
+    group.add_argument("--clusters", type=int, default=16, help="k of k-medoids and k-means (default 16)")
+    group.add_argument("--min-cluster-size", type=int, default=20,
+                       help="smallest cluster kept as a unit, in positions (default 20)")  # fmt: skip
+    group.add_argument("--fit-positions", type=int, default=2000,
+                       help="positions sampled to fit the clustering (default 2000)")  # fmt: skip
+
+
+def region_settings_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
+    """The :class:`~logiclens.polytope.position_units.RegionUnitSettings` of the region options."""
+    from logiclens.polytope.position_units import RegionUnitSettings
+
+    return RegionUnitSettings(
+        method=args.cluster_method, n_clusters=args.clusters, min_cluster_size=args.min_cluster_size,
+        max_fit=args.fit_positions, random_state=seed,
+    )  # fmt: skip

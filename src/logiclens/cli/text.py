@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from logiclens.cli.options import (
+    add_region_options,
     add_search_options,
     add_validation_options,
     count,
@@ -16,6 +17,8 @@ from logiclens.cli.options import (
     open_fraction,
     positive,
     print_table,
+    region_settings_from_args,
+    wide_tables,
 )
 
 __all__ = ["register"]
@@ -108,6 +111,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add_validation_options(explain, "examples (pairs by premise, sentences)", holdout=0.2, null=0)
     explain.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the null (default 0)")
     add_search_options(explain)
+    add_region_options(explain)
     explain.set_defaults(handler=_cmd_explain)
     return text
 
@@ -148,6 +152,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     settings = TextSettings(
         level=args.level, concepts=concepts, threshold=args.threshold, quantile=args.quantile,
         min_active=args.min_active, explainer=explainer_from_args(args, seed=args.seed), limit=args.limit,
+        units=args.units, regions=region_settings_from_args(args, seed=args.seed),
     )  # fmt: skip
     result = explain_text(
         args.data, model=args.model, activations=args.activations, layer=args.layer, settings=settings, out=args.out
@@ -173,6 +178,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
     print_table(shown, ["unit", "formula", "iou", "heldout_iou", "significant", "length", "n_active",
                         "accuracy_when_active"])  # fmt: skip
+    if result.comparison is not None:
+        print(f"size-matched comparison of {result.layer}'s unit families:")
+        with wide_tables():
+            print(result.comparison.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     if args.out is not None:
         print(f"wrote {args.out / 'results.csv'}", file=sys.stderr)
         if not args.no_report:

@@ -7,7 +7,8 @@ becomes a mask over the probing set and goes through the same formula search, wh
 is a measured monosemanticity score. See ``docs/polytope.md``.
 
 The numpy parts (codes, distances, regions, traversal, density, complexity, scaling,
-monosemanticity) never import torch; :func:`from_torch` and :mod:`.recording` do, lazily.
+monosemanticity, code-cluster units, sampled density) never import torch; :func:`from_torch`,
+:func:`record_codes`, :mod:`.recording` and :mod:`.hooked` do, lazily.
 """
 
 from typing import Any
@@ -30,7 +31,14 @@ from logiclens.polytope.monosemanticity import MonosemanticityScorer, label_puri
 from logiclens.polytope.network import DenseAffine, Layer, PiecewiseLinearNetwork
 from logiclens.polytope.paths import lerp_path, make_path, pick_pairs, slerp_path
 from logiclens.polytope.planar import PlanarRegion, planar_regions
+from logiclens.polytope.position_units import (
+    RegionUnitSettings,
+    cluster_position_codes,
+    position_families,
+    size_matched_comparison,
+)
 from logiclens.polytope.regions import CodeClusters, ExactPolytopes, KMedoids
+from logiclens.polytope.sampled import SampledCrossings, sampled_crossings
 from logiclens.polytope.scaling import ScalingExperiment
 from logiclens.polytope.traversal import Traversal, sampled_code_changes, traverse_path, traverse_segment
 from logiclens.polytope.units import UnitFamily
@@ -41,6 +49,13 @@ def from_torch(*args: Any, **kwargs: Any) -> PiecewiseLinearNetwork:
     from logiclens.polytope.torch_adapter import from_torch as convert
 
     return convert(*args, **kwargs)
+
+
+def record_codes(*args: Any, **kwargs: Any) -> Any:
+    """Codes of any ``nn.Module`` through hooks; see :func:`logiclens.polytope.hooked.record_codes` (imports torch)."""
+    from logiclens.polytope.hooked import record_codes as record
+
+    return record(*args, **kwargs)
 
 
 __all__ = [
@@ -59,12 +74,15 @@ __all__ = [
     "PlanarRegion",
     "PolytopeCodes",
     "RegionFacets",
+    "RegionUnitSettings",
+    "SampledCrossings",
     "ScalingExperiment",
     "Traversal",
     "UnitFamily",
     "activation_clusters",
     "analyze_network",
     "boundary_distances",
+    "cluster_position_codes",
     "code_distances",
     "consensus_bits",
     "direction_units",
@@ -80,8 +98,12 @@ __all__ = [
     "pack_bits",
     "pick_pairs",
     "planar_regions",
+    "position_families",
     "random_subsets",
+    "record_codes",
     "sampled_code_changes",
+    "sampled_crossings",
+    "size_matched_comparison",
     "slerp_path",
     "soft_code",
     "soft_l1_distances",

@@ -224,6 +224,27 @@ def build_report(
     return target
 
 
+def _regions_record(run: RunData, layer: str) -> dict[str, Any]:
+    """A layer's code-cluster units and the size-matched comparison, when the run made them."""
+    import pandas as pd
+
+    from logiclens.runs import layout
+
+    comparison, regions = run.path / layout.comparison_file(layer), run.path / layout.regions_file(layer)
+    if not comparison.is_file() or not regions.is_file():
+        return {}
+    table = pd.read_csv(comparison)
+    units = pd.read_csv(regions, dtype={"unit": str})
+    units = units[units["family"] != "random subsets"]
+    columns = [c for c in ("family", "unit", "size", "formula", "iou", "heldout_iou", "p_value", "significant")
+               if c in units]  # fmt: skip
+    units = units.sort_values(["family", "iou"], ascending=[True, False])[columns]
+    return {
+        "comparison": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+        "region_units": units.astype(object).where(units.notna(), None).to_dict(orient="records"),
+    }
+
+
 def _build_layers(
     run: RunData,
     source: ProbeDataset | list[TextRecord] | None,
@@ -251,7 +272,7 @@ def _build_layers(
             )
             shown |= images
         plots = _plots(layer, run, folder, detector_iou)
-        records.append(_layer_record(layer, cards, plots, detector_iou))
+        records.append({**_layer_record(layer, cards, plots, detector_iou), **_regions_record(run, layer.name)})
     if isinstance(source, ProbeDataset):
         write_probe_images(source, shown, folder, n_jobs, verbose)
     return records

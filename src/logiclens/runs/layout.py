@@ -108,3 +108,18 @@ def top_formulas_file(layer: str) -> str:
 
 def best_by_length_file(layer: str) -> str:
     return f"best_by_length_{layer_file_name(layer)}.csv"
+
+
+def regions_file(layer: str) -> str:
+    """Code-cluster units and their baselines, one row per unit (``--units code-clusters``)."""
+    return f"regions_{layer_file_name(layer)}.csv"
+
+
+def comparison_file(layer: str) -> str:
+    """The size-matched monosemanticity comparison of a layer's unit families."""
+    return f"comparison_{layer_file_name(layer)}.csv"
+
+
+def codes_file(layer: str) -> str:
+    """A layer's bit-packed codes per position (uint64 words)."""
+    return f"record/codes_{layer_file_name(layer)}.npy"

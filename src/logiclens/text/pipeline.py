@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from logiclens.core.concepts import ConceptSet
 from logiclens.explain.active import ActiveUnitsExplainer, threshold_units, unit_thresholds
 from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.polytope.position_units import RegionUnitSettings
 from logiclens.runs.texts import TextRecord
 
 __all__ = ["TextConceptSettings", "TextExplanation", "TextSettings", "explain_text"]
@@ -96,6 +97,12 @@ class TextSettings:
         The search and its validation (``holdout``, ``n_null``, ``alpha``, ``random_state``).
     limit : int, optional
         Read at most this many records.
+    units : {"neurons", "code-clusters"}
+        ``"code-clusters"`` also explains clusters of the layer's codes (with a model: the
+        sign of the input of the layer's nonlinearity; with given activations: the sign of
+        the activations, which must then be pre-activations) and the baselines of
+        ``regions``, and compares every family with the neurons at matched sizes.
+    regions : RegionUnitSettings
     """
 
     level: str = "auto"
@@ -105,8 +112,12 @@ class TextSettings:
     min_active: int | float = 0.05
     explainer: CompositionalExplainer = field(default_factory=CompositionalExplainer)
     limit: int | None = None
+    units: str = "neurons"
+    regions: RegionUnitSettings = field(default_factory=RegionUnitSettings)
 
     def __post_init__(self) -> None:
+        if self.units not in ("neurons", "code-clusters"):
+            raise ValueError(f"units must be 'neurons' or 'code-clusters', got {self.units!r}")
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
         if not isinstance(self.explainer, CompositionalExplainer):
@@ -130,6 +141,11 @@ class TextExplanation:
     level, layer : str
     correct : ndarray (positions,) or None
         1/0 where the model's prediction is right/wrong, NaN without a gold label.
+    regions : DataFrame or None
+        With ``units="code-clusters"``: one row per code cluster and baseline unit
+        (``family``, ``unit``, ``size``, formula, IoU, held-out IoU, null).
+    comparison : DataFrame or None
+        The size-matched comparison of all families, neurons included.
     """
 
     explainer: ActiveUnitsExplainer
@@ -140,6 +156,8 @@ class TextExplanation:
     level: str
     layer: str
     correct: NDArray[np.float64] | None = None
+    regions: Any = None
+    comparison: Any = None
 
     def accuracy_correlation(self) -> tuple[float, float, int]:
         """Pearson r (with p and the number of units) between IoU and accuracy when active (searched units)."""
@@ -182,6 +200,50 @@ def _check_finite(activations: NDArray, source: str) -> None:
             f"{source}: {int(bad.sum()):,} NaN or infinite activations (first at row {row}, unit {unit}); "
             "fix or drop them before explaining"
         )
+
+
+def _model_codes(checkpoint: str | os.PathLike[str], pairs: Any, layer: str) -> Any:
+    """Codes at the nonlinearity of the model's layer, one row per pair."""
+    from logiclens.polytope.hooked import record_codes
+    from logiclens.text.checkpoint import load_nli_model
+    from logiclens.text.lstm import encode_pairs, tokenize_pairs
+
+    model, index, tokenizer = load_nli_model(checkpoint)
+    inputs = encode_pairs(index, *tokenize_pairs(pairs, tokenizer))
+    batches = (tuple(x[start : start + 512] for x in inputs) for start in range(0, len(inputs[0]), 512))
+    return record_codes(model, layer, batches, soft=False).codes
+
+
+def _regions(
+    acts: NDArray,
+    masks: NDArray[np.bool_],
+    concepts: ConceptSet,
+    codes: Any,
+    explainer: ActiveUnitsExplainer,
+    examples: NDArray,
+    groups: Any,
+    settings: TextSettings,
+    layer: str,
+) -> tuple[Any, Any]:
+    """Code clusters and baselines explained like the neurons, and the size-matched comparison."""
+    import pandas as pd
+
+    from logiclens.polytope.codes import PolytopeCodes
+    from logiclens.polytope.position_units import position_families, size_matched_comparison
+
+    if codes is None:  # given activations are the pre-activations
+        codes = PolytopeCodes.from_bits(np.asarray(acts) > 0, [layer])
+    families, _ = position_families(codes, np.asarray(acts, np.float32), settings.regions, layer)
+    unit_masks = np.concatenate([family.masks for family in families])
+    regions_explainer = ActiveUnitsExplainer(settings.explainer, 1).fit(unit_masks, concepts, None, examples, groups)
+    frame = regions_explainer.explanations_.copy()
+    frame["unit"] = [name for family in families for name in family.unit_names]
+    frame.insert(0, "family", [family.name for family in families for _ in family.unit_names])
+    frame.insert(0, "layer", layer)
+    frame.insert(frame.columns.get_loc("unit") + 1, "size", unit_masks.sum(axis=1))
+    neurons = explainer.explanations_.assign(family="neurons", size=masks.sum(axis=1), layer=layer)
+    comparison = size_matched_comparison(pd.concat([frame, neurons], ignore_index=True), concepts.n_positions)
+    return frame, comparison
 
 
 def _model_activations(
@@ -264,6 +326,11 @@ def explain_text(
     masks = threshold_units(acts, thresholds)
     if level == "token":
         examples, groups = probe.examples(inputs), None
+        if settings.explainer.n_null and len(np.unique(np.bincount(examples))) > 1:
+            # the null permutes whole examples of equal size: with sentences of different lengths each
+            # token is an example of its own (the null permutes tokens), and the held-out split still
+            # keeps every sentence on one side (groups)
+            examples, groups = np.arange(len(examples)), [int(s) for s in examples]
     else:  # pairs are split by premise, so that no premise is on both sides
         examples = np.arange(len(table))
         groups = [" ".join(premise.words).lower() for premise, _ in inputs] if level == "pair" else None
@@ -275,6 +342,11 @@ def explain_text(
         right = np.nan_to_num(correct, nan=0.0).astype(bool)
         explainer.explanations_["accuracy_when_active"] = accuracy_when_active(masks[:, labelled], right[labelled])
     result = TextExplanation(explainer, concepts, acts, thresholds, list(probe.records(inputs)), level, layer, correct)
+    if settings.units == "code-clusters":
+        codes = _model_codes(model, table, layer) if model is not None else None
+        result.regions, result.comparison = _regions(
+            acts, masks, concepts, codes, explainer, examples, groups, settings, layer
+        )
     if out is not None:
         _save(result, out, data, model, activations, settings)
     return result
@@ -295,8 +367,17 @@ def _save(
     else:
         model_info = {"name": Path(str(activations)).name, "activations": str(activations)}
     probe_info = {"data": str(data), "limit": settings.limit, **asdict(settings.concepts)}
-    run_settings = {"threshold": settings.threshold, "quantile": settings.quantile}
-    return save_text_run(
+    run_settings: dict[str, Any] = {"threshold": settings.threshold, "quantile": settings.quantile}
+    if settings.units != "neurons":
+        run_settings.update(units=settings.units, regions=settings.regions.to_config())
+    folder = save_text_run(
         out, result.explainer, result.activations, result.thresholds, result.concepts, result.records,
         result.level, result.layer, model_info, probe_info, run_settings,
     )  # fmt: skip
+    if result.regions is not None:
+        from logiclens.core.io import atomic_write_text
+        from logiclens.runs import layout
+
+        atomic_write_text(Path(folder) / layout.regions_file(result.layer), result.regions.to_csv(index=False))
+        atomic_write_text(Path(folder) / layout.comparison_file(result.layer), result.comparison.to_csv(index=False))
+    return folder

@@ -13,6 +13,7 @@ from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
 from logiclens.vision.dissect.masks import masks_stage
 from logiclens.vision.dissect.record import record_stage
+from logiclens.vision.dissect.regions import regions_stage
 from logiclens.vision.dissect.search import search_stage
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import split_stage
@@ -61,7 +62,10 @@ def dissect(
     Returns
     -------
     pandas.DataFrame
-        One row per (layer, unit), also written to ``out/results.csv``.
+        One row per (layer, unit), also written to ``out/results.csv``. With
+        ``settings.units="code-clusters"`` each layer's code clusters and baselines are in
+        ``out/regions_<layer>.csv`` and their size-matched comparison with the neurons in
+        ``out/comparison_<layer>.csv`` (see :mod:`logiclens.vision.dissect.regions`).
     """
     check_device(settings.device)
     run = RunDirectory(out)
@@ -81,6 +85,8 @@ def dissect(
         thresholds_key, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, verbose)
         masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, verbose)
         frames.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, verbose))
+        if settings.units == "code-clusters":
+            regions_stage(run, model, probe, layer, record_key, concepts, split, frames[-1], settings, verbose)
     # the per-layer files as written (a rerun that reuses them must not retype a column)
     tables = [(run / layout.results_file(layer)).read_text(encoding="utf-8") for layer in settings.layers]
     atomic_write_text(run / layout.RESULTS, tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:]))

@@ -8,11 +8,13 @@ from typing import Any
 
 from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.explain.validation import check_validation_params
+from logiclens.polytope.position_units import RegionUnitSettings
 
 __all__ = ["HOLDOUT_BY", "THRESHOLD_MODES", "DissectionSettings"]
 
 THRESHOLD_MODES = ("layer", "upsampled", "fixed")
 HOLDOUT_BY = ("image", "group")
+UNIT_KINDS = ("neurons", "code-clusters")
 
 
 def _default_explainer() -> CompositionalExplainer:
@@ -57,6 +59,12 @@ class DissectionSettings:
         the probe's class labels, from the same forward pass (which then runs to the end).
         They feed :mod:`logiclens.analysis`. False keeps the record stage's fingerprint of
         runs made before predictions were recorded.
+    units : {"neurons", "code-clusters"}
+        ``"code-clusters"`` also explains, per layer, clusters of the codes at the layer's
+        nonlinearity and the baselines of ``regions`` (activation clusters, PCA/NMF/random
+        directions, random subsets), and writes the size-matched comparison with the neurons.
+    regions : RegionUnitSettings
+        How code clusters and baselines are made (``units="code-clusters"``).
     """
 
     layers: list[str]
@@ -69,6 +77,8 @@ class DissectionSettings:
     device: str = "cpu"
     checkpoint_seconds: float = 30.0
     record_predictions: bool = True
+    units: str = "neurons"
+    regions: RegionUnitSettings = field(default_factory=RegionUnitSettings)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -87,6 +97,10 @@ class DissectionSettings:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
         self.explainer.beam_settings()  # the search's own parameters, checked before anything is written
+        if self.units not in UNIT_KINDS:
+            raise ValueError(f"units must be one of {UNIT_KINDS}, got {self.units!r}")
+        if not isinstance(self.regions, RegionUnitSettings):
+            raise TypeError(f"regions must be a RegionUnitSettings, got {type(self.regions).__name__}")
 
     def to_config(self) -> dict[str, Any]:
         """The settings as ``config.json`` records them: each once, the explainer's by name."""
@@ -100,5 +114,6 @@ class DissectionSettings:
             "device": self.device,
             "checkpoint_seconds": self.checkpoint_seconds,
             "record_predictions": self.record_predictions,
+            **({"units": self.units, "regions": self.regions.to_config()} if self.units != "neurons" else {}),
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }
