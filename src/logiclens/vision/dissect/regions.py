@@ -58,9 +58,9 @@ def layer_codes(
     hooked = record_codes(module, layer, batches(), soft=False)
     np.save(path, hooked.codes.words)
     grid = hooked.grid or (1, 1)
-    run.update(
-        f"codes:{layer}", key, done=True, nonlinearity=hooked.nonlinearity, bits=hooked.codes.n_bits,
-        grid=list(grid), activation=hooked.activation.name,
+    run.finish(
+        f"codes:{layer}", key, [path.relative_to(run.path).as_posix()], nonlinearity=hooked.nonlinearity,
+        bits=hooked.codes.n_bits, grid=list(grid), activation=hooked.activation.name,
     )  # fmt: skip
     return hooked.codes, grid
 
@@ -127,9 +127,9 @@ def regions_stage(
         pd.concat([frame, _neuron_scores(neurons, run, layer)], ignore_index=True), n_images * h * w
     )
     atomic_write_text(run / layout.comparison_file(layer), comparison.to_csv(index=False))
-    run.update(
-        f"regions:{layer}", key, done=True, units=len(frame), seconds=timings,
-        clustering={k: v for k, v in info.items()},
+    run.finish(
+        f"regions:{layer}", key, [layout.regions_file(layer), layout.comparison_file(layer)], units=len(frame),
+        seconds=timings, clustering=dict(info),
     )  # fmt: skip
     return frame
 
