@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from logiclens.core.formula import Formula
 from logiclens.core.search.beam import BeamSettings, Candidate, PrimitiveTable, UnitResult, _compose, search_unit
 
-__all__ = ["OptimalResult", "ceiling", "certify", "optimal_unit", "optimal_units"]
+__all__ = ["OptimalResult", "as_unit_result", "ceiling", "certificates", "certify", "optimal_unit", "optimal_units"]
 
 _OR_OPS = ("or", "or_not")
 _AND_OPS = ("and", "and_not")
@@ -956,3 +956,66 @@ def optimal_units(
             )
         )
     return results
+
+
+def certificates(
+    table: PrimitiveTable,
+    counts: sp.csr_array,
+    units: Sequence[int],
+    results: Sequence[UnitResult],
+    settings: BeamSettings,
+) -> list[tuple[float, float]]:
+    """Per unit, the beam answer's certificate :func:`certify` and the :func:`ceiling`.
+
+    Parameters
+    ----------
+    table : PrimitiveTable
+    counts : scipy.sparse.csr_array
+        A ``UnitMasks`` count matrix.
+    units : sequence of int
+        Rows of ``counts``.
+    results : sequence of UnitResult
+        The beam's results for these units, in the same order.
+    settings : BeamSettings
+        The settings the beam ran with.
+
+    Returns
+    -------
+    list of (float, float)
+        ``(upper_bound, ceiling)``; the upper bound is NaN when the search did not maximise
+        the IoU without penalty (no certificate exists then), and 0.0 for units without formula.
+    """
+    exact = settings.metric == "iou" and settings.complexity_penalty == 0.0
+    out = []
+    for u, result in zip(units, results, strict=True):
+        start, stop = counts.indptr[u], counts.indptr[u + 1]
+        sigs, cnt = counts.indices[start:stop], counts.data[start:stop]
+        bound = certify(table, sigs, cnt, result, settings) if exact else float("nan")
+        out.append((bound, ceiling(sigs, cnt, table.weights)))
+    return out
+
+
+def as_unit_result(result: OptimalResult) -> UnitResult:
+    """The beam's :class:`UnitResult` with the certified answer first.
+
+    ``top`` starts with the optimal formula (then the beam's other distinct formulas), the best
+    value of its length in ``best_by_length`` is raised to its IoU, and ``per_length`` holds it
+    at its length; the rest is the beam's, so every consumer of beam results reads it unchanged.
+    """
+    beam = result.beam
+    best = result.best
+    if best is None or beam.best is None or str(best.formula) == str(beam.best.formula):
+        return beam
+    others = [c for c in beam.top if str(c.formula) != str(best.formula)]
+    top = [best, *others][: max(1, len(beam.top))]
+    by_length = None if beam.best_by_length is None else beam.best_by_length.copy()
+    per_length = list(beam.per_length)
+    length = best.length
+    if by_length is not None and length <= len(by_length):
+        previous = by_length[length - 1]
+        by_length[length - 1] = best.value if np.isnan(previous) else max(previous, best.value)
+    if length <= len(per_length):
+        current = per_length[length - 1]
+        if current is None or best.value > current.value:
+            per_length[length - 1] = best
+    return UnitResult(beam.n_active, beam.status, top, beam.atomic, by_length, per_length)

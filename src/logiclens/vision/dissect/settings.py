@@ -70,7 +70,7 @@ class DissectionSettings:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
-        self.explainer.beam_settings()  # the search's own parameters, checked before anything is written
+        self.explainer.check_params()  # the search's own parameters, checked before anything is written
 
     def to_config(self) -> dict[str, Any]:
         """The settings as ``config.json`` records them: each once, the explainer's by name."""
