@@ -269,20 +269,30 @@ class _Search:
         target = num * self.n_active
         e = self.expand
         ops = self.operators
+        full = len(e) == len(g1) and bool((e == np.arange(len(g1))).all())
+        cols = slice(None) if full else e  # views, not copies, when every primitive extends
         ge, he = g1[e], h1[e]
+        g2e, n2e = g2[:, cols], n2[:, cols]
         h_max = int(he.max())  # every primitive scores at most num/den: h_max <= target
-        # per row X, max over extensions C of bounds on what an OR step adds
-        delta_in = np.max(np.minimum(ge[None, :], he[None, :] + n2[:, e]), axis=1)  # H inside X: h(C minus H)
-        eps = np.max(he[None, :] + g1[:, None] - g2[:, e], axis=1)  # H inside X: h(C) + g(X minus C)
-        gamma = np.max(ge[None, :] - g2[:, e], axis=1)  # H contains X: g(C minus X)
-        gamma_not = np.max(g2[:, e], axis=1)  # H contains NOT X: g(C AND X)
-        rho = np.max(g_tot - ge[None, :] - g1[:, None] + g2[:, e], axis=1)  # H contains X: g(NOT C minus X)
-        rho_not = np.max(g1[:, None] - g2[:, e], axis=1)  # H contains NOT X: g(NOT C AND X)
-        rho_0 = int(np.max(g_tot - ge))
+        # per row X, max over extensions C of bounds on what an OR step adds (only those the operators need)
+        zeros = np.zeros(len(g1), np.int64)
+        delta_in = eps = gamma = gamma_not = rho = rho_not = zeros
+        rho_0 = 0
+        if "or" in ops and any(op in _AND_OPS for op in ops):
+            delta_in = np.max(np.minimum(ge[None, :], he[None, :] + n2e), axis=1)  # H inside X: h(C minus H)
+            eps = np.max((he[None, :] - g2e), axis=1) + g1  # H inside X: h(C) + g(X minus C)
+        if "or" in ops and any(op in _OR_OPS for op in ops):
+            gamma = np.max(ge[None, :] - g2e, axis=1)  # H contains X: g(C minus X)
+        if "or" in ops and "or_not" in ops:
+            gamma_not = np.max(g2e, axis=1)  # H contains NOT X: g(C AND X)
+        if "or_not" in ops:
+            rho = np.max(g2e - ge[None, :], axis=1) + (g_tot - g1)  # H contains X: g(NOT C minus X)
+            rho_not = g1 - np.min(g2e, axis=1)  # H contains NOT X: g(NOT C AND X)
+            rho_0 = int(np.max(g_tot - ge))
         a = first[:, None]
         ga, ha, na = g1[first][:, None], h1[first][:, None], n1[first][:, None]
         gb, hb, nb = ge[None, :], he[None, :], n1[e][None, :]
-        gab, hab, nab = g2[np.ix_(first, e)], h2[np.ix_(first, e)], n2[np.ix_(first, e)]
+        gab, hab, nab = g2e[first], h2[first][:, cols], n2e[first]
         b_first = (self.prim_hits[e] > 0)[None, :]  # B is a first leaf: every B op C scores <= num/den
         big = np.iinfo(np.int64).max // 4
         has_and = any(op in _AND_OPS for op in ops)
