@@ -95,3 +95,12 @@ def test_parallel_drivers_match_one_process():
     result = optimal_unit(table, sigs, cnt, settings, incumbent=search_unit(table, sigs, cnt, settings))
     merged = as_unit_result(result)
     assert merged.best is result.best and merged.best_by_length[merged.best.length - 1] == 1.0
+
+
+def test_a_validated_optimal_fit_runs_its_null_with_the_certified_search():
+    concepts, units = _planted()
+    examples = np.repeat(np.arange(40), 100)  # 40 examples of 100 positions
+    est = CompositionalExplainer(max_length=2, beam_size=2, search="optimal", n_null=2, holdout=0.25, verbose=0)
+    frame = est.fit(units[:2], concepts, examples=examples).explanations_
+    assert list(frame.certificate) == ["optimal", "optimal"]
+    assert est.null_values_.shape == (2, 2) and frame.p_value.notna().all() and frame.heldout_iou.notna().all()

@@ -301,7 +301,7 @@ class CompositionalExplainer(BaseEstimator):
         if variants.null:
             n_units, n_null = len(variants.search), len(variants.null)
             stacked = UnitMasks(sp.vstack([m.counts for m in variants.null], format="csr"))  # one parallel run
-            results, _ = self._search_units(table, stacked, settings)
+            results, _ = self._search_units(table, stacked, settings, certify=False)
             best = np.array([r.best.value if r.best is not None else np.nan for r in results])
             by_length = np.array(
                 [r.best_by_length if r.best_by_length is not None else [np.nan] * settings.max_length for r in results],
@@ -322,9 +322,12 @@ class CompositionalExplainer(BaseEstimator):
         return table
 
     def _search_units(
-        self, table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings
+        self, table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings, certify: bool = True
     ) -> tuple[list[UnitResult], list[dict[str, Any]]]:
-        """Results (the certified answer first for an optimal search) and per unit the certificate columns."""
+        """Results (the certified answer first for an optimal search) and per unit the certificate columns.
+
+        ``certify=False`` skips the beam's certificates (the null needs only the answers).
+        """
         from logiclens.core.search.optimal import as_unit_result
 
         if self.search == "optimal":
@@ -343,6 +346,8 @@ class CompositionalExplainer(BaseEstimator):
             ]
             return results, certificates
         results = search_all(table, masks, settings, self.n_jobs, self.verbose)
+        if not certify:
+            return results, [{} for _ in results]
         bounds = certify_all(table, masks, results, settings, self.n_jobs)
         certificates = []
         for result, (upper, top) in zip(results, bounds, strict=True):
