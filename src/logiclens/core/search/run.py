@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logiclens.core.batching import even_batches
 from logiclens.core.masks import UnitMasks
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, UnitResult, search_units
+
+if TYPE_CHECKING:
+    from logiclens.core.search.optimal import OptimalResult
 
 __all__ = ["certified_all", "certify_all", "search_all"]
 
@@ -56,7 +59,7 @@ class _Certified:
         self.table, self.counts, self.settings = table, masks.counts, settings
         self.budget_seconds, self.max_nodes = budget_seconds, max_nodes
 
-    def __call__(self, batch: range) -> list[Any]:
+    def __call__(self, batch: range) -> list[OptimalResult]:
         from logiclens.core.search.optimal import optimal_units
 
         return optimal_units(self.table, self.counts, batch, self.settings, self.budget_seconds, self.max_nodes)
@@ -103,7 +106,7 @@ def certified_all(
     max_nodes: int | None = None,
     n_jobs: int = 1,
     verbose: int = 0,
-) -> list[Any]:
+) -> list[OptimalResult]:
     """Certified search (:func:`~logiclens.core.search.optimal.optimal_unit`) of every unit, like :func:`search_all`.
 
     Parameters
