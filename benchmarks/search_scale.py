@@ -541,7 +541,14 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
         units, planted = build_units(concepts, args.units, args.seed)
     log(f"    {units!r}; {units.counts.nnz:,} non-zero counts ({units.counts.nnz / len(units):,.0f} per unit)")
     log(f"(c) search: max_length={args.length}, beam_size={args.beam}, n_jobs={args.n_jobs}")
-    explainer = CompositionalExplainer(max_length=args.length, beam_size=args.beam, n_jobs=args.n_jobs, verbose=1)
+    explainer = CompositionalExplainer(
+        max_length=args.length,
+        beam_size=args.beam,
+        n_jobs=args.n_jobs,
+        verbose=1,
+        search=args.search,
+        budget_seconds=args.budget,
+    )
     with Timer(monitor, "(c) search") as search:
         explainer.fit(units, concepts)
     reaped_before = os.times()
@@ -573,6 +580,12 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
         "mean_unit_density": float(units.n_active.mean() / concepts.n_positions),
         "max_length": args.length,
         "beam_size": args.beam,
+        "search_kind": args.search,
+        "budget_seconds": args.budget,
+        "certificates": explainer.explanations_["certificate"].value_counts().to_dict(),
+        "beam_missed": int((explainer.explanations_["beam_iou"] < explainer.explanations_["iou"]).sum()),
+        "mean_beam_gap": float(explainer.explanations_["beam_gap"].mean()),
+        "mean_ceiling": float(explainer.explanations_["ceiling"].mean()),
         "n_jobs": args.n_jobs,
         "seed": args.seed,
         "keep_positions": args.keep_positions,
@@ -641,7 +654,7 @@ def _score_planted(explainer: CompositionalExplainer, planted: list[Planted]) ->
 
 def _summary_scale(r: dict[str, Any]) -> None:
     b, u, s, q = r["build_concepts"], r["build_units"], r["search"], r["quality"]
-    search_name = f"(c) search L={r['max_length']} B={r['beam_size']} n_jobs={r['n_jobs']}"
+    search_name = f"(c) {r['search_kind']} L={r['max_length']} B={r['beam_size']} n_jobs={r['n_jobs']}"
     lines = [
         "",
         f"Broden-scale search benchmark ({r['machine'].get('cpu_model', '?')}, {r['machine']['cpus']} CPUs)",
@@ -669,6 +682,9 @@ def _summary_scale(r: dict[str, Any]) -> None:
         f"concept {q['mean_best_atomic_iou']:.4f}); planted formula found {q['planted_formula_found']}/{q['units']}, "
         f"IoU >= planted {q['iou_at_least_planted']}/{q['units']}; mean length {q['mean_length']:.2f} "
         f"(planted {q['planted_mean_length']:.2f})",
+        f"  certificates {r['certificates']} (budget {r['budget_seconds']} s per unit); beam below the answer on "
+        f"{r['beam_missed']} units; mean upper bound - IoU {r['mean_beam_gap']:.4f}; "
+        f"mean ceiling {r['mean_ceiling']:.4f}",
     ]
     print("\n".join(lines), flush=True)
 
@@ -825,6 +841,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep every position's signature id (4 bytes/position; needed to turn per-pixel unit masks into\n"
         "counts, not by the search; off by default since units are built in count space)",
     )
+    parser.add_argument("--search", choices=("beam", "optimal"), default="beam", help="beam (default) or optimal")
+    parser.add_argument("--budget", type=float, default=None, help="with --search optimal: seconds per unit")
     parser.add_argument("--json", metavar="OUT", help="write the numbers to this JSON file")
     parser.add_argument("--compare-plain", action="store_true", help="time tests/reference_search.py against ours")
     parser.add_argument("--plain-images", type=int, default=40, help="images for --compare-plain (default 40)")

@@ -169,3 +169,30 @@ def test_the_command_line_starts_without_heavy_imports() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in done.stderr
+
+
+def test_search_optimal_with_a_budget_and_the_certificate_columns(tmp_path, problem, capsys) -> None:
+    path = _write_packed(tmp_path / "problem.npz", problem)
+    out = tmp_path / "results.csv"
+    argv = ["search", str(path), "--search", "optimal", "--budget", "5s", "--max-nodes", "1000", "-o", str(out), "-q"]
+    assert main(argv) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.iou) == [1.0, 1.0, 1.0] and list(frame.certificate) == ["optimal"] * 3
+    assert (frame.upper_bound == frame.iou).all() and (frame.beam_gap == 0).all() and (frame.ceiling == 1).all()
+    assert "certificate" in capsys.readouterr().out
+    assert main(["search", str(path), "-o", str(out), "-q"]) == 0  # a beam run is certified too
+    frame = pd.read_csv(out)
+    assert list(frame.status) == ["ok"] * 3 and list(frame.certificate) == ["optimal"] * 3
+    for bad in (["--budget", "soon"], ["--budget", "-1"], ["--max-nodes", "-3"], ["--search", "exhaustive"]):
+        assert main(["search", str(path), *bad, "-q"]) == 2
+    capsys.readouterr()
+    assert main(["search", str(path), "--search", "optimal", "--metric", "f1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "search='optimal'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5", 5.0), ("5s", 5.0), ("250ms", 0.25), ("2m", 120.0), ("0", 0.0)])
+def test_budget_durations(text, seconds) -> None:
+    from logiclens.cli.options import duration
+
+    assert duration(text) == seconds

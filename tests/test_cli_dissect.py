@@ -55,6 +55,14 @@ def test_dissect_recovers_planted_units_from_a_folder(tmp_path, capsys) -> None:
     assert "results:" in printed.err
     # a second run reuses every stage
     assert main(argv) == 0
+    # the certified search: same answers, proven, and recorded once in the run's config
+    out_optimal = tmp_path / "run-optimal"
+    argv_optimal = [*argv[: argv.index("--out")], "--out", str(out_optimal), "--length", "3", "-q"]
+    assert main([*argv_optimal, "--search", "optimal", "--budget", "10"]) == 0
+    certified = pd.read_csv(out_optimal / "results.csv")
+    assert (certified.iou == 1.0).all() and (certified.certificate == "optimal").all()
+    config = (out_optimal / "config.json").read_text()
+    assert config.count('"search": "optimal"') == 1 and config.count('"budget_seconds": 10.0') == 1
 
 
 def test_layers_lists_the_planted_model(capsys) -> None:

@@ -315,3 +315,35 @@ def test_several_units_from_a_count_matrix():
     assert [r.status for r in results] == ["optimal", "optimal", "empty"]
     assert results[0].iou == 1.0 and str(results[1].best.formula) == "c0"
     assert results[2].best is None and results[2].upper_bound == 0.0
+
+
+@HYPOTHESIS
+@given(problem=problems(lengths=(3, 3)))
+def test_pairwise_bound_of_every_length_two_formula_covers_its_extensions(problem):
+    """At the optimum's ratio (so every A op C scores at most it), no extension of H = A op B beats its bound."""
+    plain = Plain(*problem)
+    best = plain.best()
+    if plain.m == 0 or best == 0:
+        return
+    search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
+    search.expand = np.asarray(plain.expand, np.intp)
+    search.cooccurrence_tables()
+    num, den = best.numerator, best.denominator
+    first = np.asarray(plain.first, np.intp)
+    bounds, target = search.pair_bounds(num, den, first)
+    assert target == num * plain.m
+    ops = plain.opts.operators
+    for r, a in enumerate(plain.first):
+        for c, b in enumerate(plain.expand):
+            for o, op in enumerate(ops):
+                h = plain.apply(plain.prims[a], plain.prims[b], op)
+                if not (h & plain.unit).any():
+                    continue
+                for j in plain.expand:
+                    for op2 in ops:
+                        g = plain.apply(h, plain.prims[j], op2)
+                        hits = int((g & plain.unit).sum())
+                        if hits == 0:
+                            continue
+                        scaled = den * hits - num * (int(g.sum()) - hits)
+                        assert scaled <= bounds[r, c, o], (a, op, b, op2, j)

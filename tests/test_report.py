@@ -76,7 +76,12 @@ def test_report_writes_a_self_contained_site(run: Path, report: Path) -> None:
     for name in ("static/report.css", "static/report.js", "report.json"):
         assert name in references
     plots = sorted(p.name for p in (report / "plots").iterdir())
-    assert plots == ["relu-iou_by_category.png", "relu-iou_by_length.png", "relu-units_by_category.png"]
+    assert plots == [
+        "relu-beam_gaps.png",  # every run has the certificate columns
+        "relu-iou_by_category.png",
+        "relu-iou_by_length.png",
+        "relu-units_by_category.png",
+    ]
     for plot in (report / "plots").iterdir():
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert html.count('<article class="card"') == 4
@@ -103,7 +108,7 @@ def test_report_json_holds_what_the_page_shows(run: Path, report: Path) -> None:
     assert lengths == results.groupby("length").size().to_dict()
     assert {row["category"] for row in layer["by_category"]} <= set(CATEGORIES)
     assert layer["iou_by_length"]["source"] == "best_by_length"
-    assert set(layer["plots"]) == {"iou_by_length", "iou_by_category", "units_by_category"}
+    assert set(layer["plots"]) == {"iou_by_length", "iou_by_category", "units_by_category", "beam_gaps"}
     for unit, row in zip(layer["units"], results.itertuples()):
         assert unit["formula"] == row.formula and unit["iou"] == pytest.approx(row.iou)
         assert unit["best_atomic"] == row.best_atomic and unit["threshold"] == 0.0
@@ -305,3 +310,29 @@ def test_report_renders_in_headless_chromium(report: Path, render_in_chromium) -
     assert dom.count('class="overlay"') >= 4
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom and SCRIPT not in dom
     assert dom.count("<script") == 3
+
+
+def test_certified_search_section_shows_misses_side_by_side_escaped(run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report"))
+    results = pd.read_csv(copy / "results.csv", dtype={"unit": str})
+    assert {"upper_bound", "beam_gap", "ceiling", "certificate", "beam_formula", "beam_iou"} <= set(results)
+    with_formula = results.index[results.formula.notna()]
+    first = with_formula[0]
+    results.loc[first, "beam_formula"] = f"{SCRIPT} OR {CLOSER}"  # a beam answer the optimum beat
+    results.loc[first, "beam_iou"] = results.loc[first, "iou"] - 0.25
+    results.loc[first, "upper_bound"] = results.loc[first, "iou"]
+    results.loc[first, "certificate"] = "optimal"
+    results.to_csv(copy / "results.csv", index=False)
+    folder = build_report(copy, top_examples=0, verbose=0)
+    data = _json(folder)
+    layer = data["layers"][0]
+    assert [row["unit"] for row in layer["beam_misses"]] == [results.unit[first]]
+    assert layer["beam_misses"][0]["gain"] == pytest.approx(0.25)
+    assert layer["summary"]["beam_missed"] == 1 and "mean_ceiling" in layer["summary"]
+    assert (folder / layer["plots"]["beam_gaps"]).is_file()
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    assert 'id="certified"' in html and "Beam below optimum" in html and "Mean ceiling" in html
+    assert SCRIPT not in html and CLOSER not in html
+    section = html.split('id="certified"')[1].split('<section id="units">')[0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; OR b&lt;/script&gt;&lt;!--" in section

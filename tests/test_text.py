@@ -654,3 +654,15 @@ def test_minilm_sentence_and_word_activations():
     acts = record_word_activations(model, tokenizer, docs, "encoder.layer.0.intermediate")
     assert acts.shape == (probe.fit_transform(docs).n_positions, 1536)
     assert np.isfinite(acts).all()
+
+
+def test_cli_explain_with_the_certified_search(tmp_path: Path):
+    data = _write_jsonl(tmp_path / "s.jsonl", [{"text": t} for t in ["a dog runs", "a cat", "nobody runs", "a dog"]])
+    np.save(tmp_path / "acts.npy", np.array([[1.0, 0.0], [0.0, 0.0], [0.0, 2.0], [1.0, 0.0]]))
+    out = tmp_path / "run"
+    argv = ["text", "explain", str(data), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple"]
+    options = ["--min-active", "1", "--length", "2", "--holdout", "0", "-q", "--out", str(out), "--no-report"]
+    assert _run_cli([*argv, *options, "--search", "optimal", "--max-nodes", "50"]) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert (frame.iou == 1.0).all() and (frame.certificate == "optimal").all()
+    assert (frame.upper_bound == 1.0).all() and (frame.ceiling == 1.0).all()

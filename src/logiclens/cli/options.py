@@ -72,6 +72,25 @@ def holdout_fraction(text: str) -> float:
     return value
 
 
+def duration(text: str) -> float:
+    """Seconds, as a number or with a unit: ``5``, ``5s``, ``250ms``, ``2m`` (``argparse`` type)."""
+    units = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    stripped = text.strip().lower()
+    for suffix in ("ms", "s", "m", "h"):  # "ms" before "s" and "m"
+        if stripped.endswith(suffix):
+            number, scale = stripped[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = stripped, 1.0
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be seconds (5, 5s, 250ms, 2m), got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite duration >= 0, got {text!r}")
+    return value
+
+
 def add_search_options(parser: argparse.ArgumentParser) -> None:
     """Add the explainer's search options (``--length``, ``--beam``, ... ``--n-jobs``, ``--quiet``)."""
     from logiclens.core.search.names import BEAM_MODES, METRIC_NAMES, OPERATORS
@@ -97,6 +116,22 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         "--max-expansion", type=positive, default=None, help="extend formulas only with the unit's top-N primitives"
     )
     group.add_argument("--top-k", type=positive, default=1, help="formulas to keep per unit (default 1)")
+    group.add_argument(
+        "--search",
+        choices=("beam", "optimal"),
+        default="beam",
+        help="beam (default; its answers get a cheap certificate) or optimal: the certified best formula of the "
+        "beam's space (IoU without penalty only; docs/search.md)",
+    )
+    group.add_argument(
+        "--budget",
+        type=duration,
+        default=None,
+        help="with --search optimal: time per unit (5, 5s, 250ms; default none)",
+    )
+    group.add_argument(
+        "--max-nodes", type=count, default=None, help="with --search optimal: expanded formulas per unit (reproducible)"
+    )
     group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores; dissect's default)")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -141,6 +176,9 @@ def explainer_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
         min_support=args.min_support,
         max_expansion_concepts=args.max_expansion,
         top_k=args.top_k,
+        search=args.search,
+        budget_seconds=args.budget,
+        max_nodes=args.max_nodes,
         random_state=seed,
         n_jobs=args.n_jobs,
         verbose=0 if args.quiet else 1,

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         explainer.fit(UnitMasks.from_packed(problem.units, concepts, problem.unit_names), concepts)
     else:
         explainer.fit(UnitMasks.from_sparse(problem.units, concepts, problem.unit_names), concepts)
-    columns = ["unit", "formula", "iou", "heldout_iou", "significant", "length", "best_atomic", "best_atomic_iou"]
+    columns = ["unit", "formula", "iou", "upper_bound", "certificate", "heldout_iou", "significant", "length"]
+    columns += ["best_atomic", "best_atomic_iou"]
     print_table(explainer.explanations_, columns)
     write_outputs(explainer, args.out, args.top_out)
     return 0

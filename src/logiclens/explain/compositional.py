@@ -16,7 +16,7 @@ from logiclens.core.formula import Formula
 from logiclens.core.masks import UnitMasks
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, UnitResult, iou_of
 from logiclens.core.search.metrics import METRICS
-from logiclens.core.search.run import search_all
+from logiclens.core.search.run import certified_all, certify_all, search_all
 from logiclens.explain.base import BaseEstimator, check_is_fitted
 from logiclens.explain.validation import (
     VALIDATION_COLUMNS,
@@ -33,7 +33,9 @@ RESULT_COLUMNS = [
     "unit", "formula", "iou", "length", "score", "precision", "recall", "f1", "n_active",
     "formula_size", "intersection", "n_negations", "reference_length", "best_atomic",
     "best_atomic_iou", "category", "formula_categories", "status",
+    "upper_bound", "beam_gap", "ceiling", "certificate", "beam_formula", "beam_iou",
 ]  # fmt: skip
+SEARCHES = ("beam", "optimal")
 
 
 class CompositionalExplainer(BaseEstimator):
@@ -88,13 +90,34 @@ class CompositionalExplainer(BaseEstimator):
         Processes over which units are spread (-1: all cores).
     verbose : int, default 1
         0 is silent; 1 shows a progress bar on a terminal.
+    search : {"beam", "optimal"}, default "beam"
+        ``"beam"``: the beam search, with a cheap certificate of how far its answer may be from
+        the best formula of the space. ``"optimal"``: the certified branch and bound of
+        ``docs/search.md`` (seeded with the beam; ``metric="iou"`` without complexity penalty
+        only), which returns the best formula of the beam's space, or under a budget the best
+        found with a proven bound.
+    budget_seconds : float or None, default None
+        With ``search="optimal"``: wall seconds per unit for the branch and bound (the seeding
+        beam not counted); None is unlimited. Results then depend on the machine.
+    max_nodes : int or None, default None
+        With ``search="optimal"``: expanded formulas per unit (a reproducible budget).
 
     Attributes
     ----------
     explanations_ : pandas.DataFrame
         One row per unit: ``unit, formula, iou, length, score, precision, recall, f1,
         n_active, formula_size, intersection, n_negations, reference_length, best_atomic,
-        best_atomic_iou, category, formula_categories, status``.
+        best_atomic_iou, category, formula_categories, status, upper_bound, beam_gap,
+        ceiling, certificate, beam_formula, beam_iou``. ``status`` is ``"ok"``, ``"empty"``
+        (never active) or ``"no_match"`` (no concept overlaps) for either search. The
+        certificate columns: ``upper_bound``, no formula of the search space has a higher
+        IoU (for a beam run the cheap bound of ``docs/search.md``, NaN unless the IoU is
+        searched without penalty); ``beam_gap = upper_bound - iou``; ``ceiling``, the best IoU
+        of any union of concept signatures (of any formula of any length); ``certificate``,
+        ``"optimal"`` when the answer is proven best (``upper_bound == iou``), ``"budget"``
+        when an optimal search ran out of budget, ``"unproven"`` for a beam answer the cheap
+        bound does not prove, empty for units without formula; ``beam_formula`` and
+        ``beam_iou``, the beam's answer (equal to ``formula``, ``iou`` for a beam run).
     top_formulas_ : pandas.DataFrame
         Up to ``top_k`` rows per unit: ``unit, rank, formula, score, iou, length``.
     best_by_length_ : pandas.DataFrame
@@ -138,6 +161,9 @@ class CompositionalExplainer(BaseEstimator):
         random_state: int = 0,
         n_jobs: int = 1,
         verbose: int = 1,
+        search: str = "beam",
+        budget_seconds: float | None = None,
+        max_nodes: int | None = None,
     ) -> None:
         self.max_length = max_length
         self.beam_size = beam_size
@@ -155,6 +181,30 @@ class CompositionalExplainer(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.search = search
+        self.budget_seconds = budget_seconds
+        self.max_nodes = max_nodes
+
+    def _check_search_params(self, settings: BeamSettings) -> None:
+        """Validate ``search``, ``budget_seconds`` and ``max_nodes`` (at fit time, as scikit-learn does)."""
+        if self.search not in SEARCHES:
+            raise ValueError(f"search must be one of {SEARCHES}, got {self.search!r}")
+        budget = self.budget_seconds
+        if budget is not None and not (isinstance(budget, (int, float)) and np.isfinite(budget) and budget >= 0):
+            raise ValueError(f"budget_seconds must be None or a finite number >= 0, got {budget!r}")
+        nodes = self.max_nodes
+        if nodes is not None and not (isinstance(nodes, (int, np.integer)) and not isinstance(nodes, bool)):
+            raise ValueError(f"max_nodes must be None or an integer >= 0, got {nodes!r}")
+        if nodes is not None and nodes < 0:
+            raise ValueError(f"max_nodes must be None or an integer >= 0, got {nodes!r}")
+        if self.search == "optimal" and (settings.metric != "iou" or settings.complexity_penalty != 0.0):
+            raise ValueError("search='optimal' needs metric='iou' and complexity_penalty=0")
+
+    def check_params(self) -> BeamSettings:
+        """Validate every search parameter (as :meth:`fit` does) and return the core's settings."""
+        settings = self.beam_settings()
+        self._check_search_params(settings)
+        return settings
 
     def beam_settings(self) -> BeamSettings:
         """The search's settings, as the core takes them."""
@@ -251,7 +301,7 @@ class CompositionalExplainer(BaseEstimator):
         if variants.null:
             n_units, n_null = len(variants.search), len(variants.null)
             stacked = UnitMasks(sp.vstack([m.counts for m in variants.null], format="csr"))  # one parallel run
-            results = search_all(table, stacked, settings, self.n_jobs, self.verbose)
+            results, _ = self._search_units(table, stacked, settings, certify=False)
             best = np.array([r.best.value if r.best is not None else np.nan for r in results])
             by_length = np.array(
                 [r.best_by_length if r.best_by_length is not None else [np.nan] * settings.max_length for r in results],
@@ -265,10 +315,47 @@ class CompositionalExplainer(BaseEstimator):
     def _search(self, masks: UnitMasks, concepts: ConceptSet) -> PrimitiveTable:
         """Search every unit and store the fitted attributes; returns the primitive table."""
         settings = self.beam_settings()
+        self._check_search_params(settings)
         table = PrimitiveTable(concepts, settings.min_support, settings.use_neighbors)
-        results = search_all(table, masks, settings, self.n_jobs, self.verbose)
-        self._store(results, masks, concepts, settings)
+        results, certificates = self._search_units(table, masks, settings)
+        self._store(results, masks, concepts, settings, certificates)
         return table
+
+    def _search_units(
+        self, table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings, certify: bool = True
+    ) -> tuple[list[UnitResult], list[dict[str, Any]]]:
+        """Results (the certified answer first for an optimal search) and per unit the certificate columns.
+
+        ``certify=False`` skips the beam's certificates (the null needs only the answers).
+        """
+        from logiclens.core.search.optimal import as_unit_result
+
+        if self.search == "optimal":
+            found = certified_all(
+                table, masks, settings, self.budget_seconds, self.max_nodes, self.n_jobs, self.verbose
+            )
+            results = [as_unit_result(r) for r in found]
+            certificates = [
+                {
+                    "upper_bound": r.upper_bound,
+                    "ceiling": r.ceiling,
+                    "certificate": r.status if r.best is not None else None,
+                    "beam": r.beam.best,
+                }
+                for r in found
+            ]
+            return results, certificates
+        results = search_all(table, masks, settings, self.n_jobs, self.verbose)
+        if not certify:
+            return results, [{} for _ in results]
+        bounds = certify_all(table, masks, results, settings, self.n_jobs)
+        certificates = []
+        for result, (upper, top) in zip(results, bounds, strict=True):
+            certificate = None
+            if result.best is not None and not np.isnan(upper):
+                certificate = "optimal" if upper <= iou_of(result.best, result.n_active) else "unproven"
+            certificates.append({"upper_bound": upper, "ceiling": top, "certificate": certificate, "beam": result.best})
+        return results, certificates
 
     def evaluate(self, units: UnitMasks | ArrayLike | sp.sparray | sp.spmatrix, concepts: ConceptSet) -> pd.DataFrame:
         """Score the fitted formulas on other data (e.g. held-out images).
@@ -308,13 +395,30 @@ class CompositionalExplainer(BaseEstimator):
         columns = ["unit", "n_active", *METRICS, *(f"iou_length_{n}" for n in range(1, max_length + 1))]
         return pd.DataFrame(rows, columns=columns)
 
-    def _store(self, results: list[UnitResult], masks: UnitMasks, concepts: ConceptSet, settings: BeamSettings) -> None:
+    def _store(
+        self,
+        results: list[UnitResult],
+        masks: UnitMasks,
+        concepts: ConceptSet,
+        settings: BeamSettings,
+        certificates: list[dict[str, Any]] | None = None,
+    ) -> None:
         category = dict(zip(concepts.names, concepts.categories))
         rows, top_rows = [], []
-        for name, result in zip(masks.names, results):
+        if certificates is None:
+            certificates = [{} for _ in results]
+        for name, result, certificate in zip(masks.names, results, certificates, strict=True):
             best, atomic = result.best, result.atomic
             row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS)
             row.update(unit=name, n_active=result.n_active, status=result.status)
+            row.update(
+                upper_bound=certificate.get("upper_bound", np.nan),
+                ceiling=certificate.get("ceiling", np.nan),
+                certificate=certificate.get("certificate"),
+            )
+            beam = certificate.get("beam")
+            if beam is not None:
+                row.update(beam_formula=str(beam.formula), beam_iou=iou_of(beam, result.n_active))
             if best is not None and atomic is not None:
                 counts = (best.intersection, best.size, result.n_active)
                 leaves = best.formula.concept_names()
@@ -348,6 +452,10 @@ class CompositionalExplainer(BaseEstimator):
                     )
             rows.append(row)
         frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+        for column in ("upper_bound", "ceiling", "iou", "beam_iou"):
+            frame[column] = frame[column].astype(float)
+        frame["beam_gap"] = frame["upper_bound"] - frame["iou"]
+        frame.attrs["search"] = self.search
         for column in ("length", "formula_size", "intersection", "n_negations", "reference_length"):
             frame[column] = frame[column].astype("Int64")
         frame.attrs["metric"] = settings.metric

@@ -23,11 +23,14 @@ from logiclens.report.output import MARKER, publish, staging_folder
 from logiclens.report.page import page_context
 from logiclens.report.summary import (
     DETECTOR_IOU,
+    beam_gaps,
+    beam_misses,
     by_category,
     by_length,
     iou_by_length,
     iou_per_category,
     layer_summary,
+    searched_optimally,
 )
 from logiclens.runs.reading import LayerData, RunData, RunError, load_run
 from logiclens.vision.probes.base import ProbeDataset
@@ -111,6 +114,13 @@ def _plots(layer: LayerData, run: RunData, folder: Path, detector_iou: float) ->
     plot_iou_by_category([row["category"] for row in categories], values, folder / paths["iou_by_category"],
                          detector_iou)  # fmt: skip
     plot_units_by_category(categories, folder / paths["units_by_category"], detector_iou)
+    gaps = beam_gaps(layer.results)
+    if gaps is not None:
+        from logiclens.report.plots import plot_beam_gaps
+
+        paths["beam_gaps"] = f"plots/{layer.file_name}-beam_gaps.png"
+        optimal = searched_optimally(layer.results)
+        plot_beam_gaps(gaps, folder / paths["beam_gaps"], optimal)
     return {"paths": paths, "iou_by_length": lengths}
 
 
@@ -126,6 +136,7 @@ def _layer_record(
         "by_length": by_length(layer.results, detector_iou),
         "by_category": by_category(layer.results, detector_iou),
         "iou_by_length": plots["iou_by_length"],
+        "beam_misses": beam_misses(layer.results, layer.file_name),
         "plots": plots["paths"],
         "units": [card.to_dict() for card in cards],
     }

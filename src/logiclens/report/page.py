@@ -20,9 +20,12 @@ COLUMNS = [
     ("threshold", "Threshold", "number", 3),
     ("heldout_iou", "Held-out IoU", "number", 3),
     ("significant", "Significant", "flag", 0),
+    ("upper_bound", "Upper bound", "number", 3),
+    ("ceiling", "Ceiling", "number", 3),
+    ("certificate", "Certificate", "text", 0),
 ]
 #: columns shown only when some unit has a value
-_OPTIONAL = ("heldout_iou", "significant")
+_OPTIONAL = ("heldout_iou", "significant", "upper_bound", "ceiling", "certificate")
 PAGE_SIZE = 24
 #: what the probing examples and the positions of a run are, by text level (None: images)
 _EXAMPLE_NOUNS = {"pair": "pairs", "sentence": "sentences", "token": "texts"}
@@ -114,7 +117,14 @@ def page_context(report: dict[str, Any]) -> dict[str, Any]:
         "page_size": PAGE_SIZE,
         "sort": {"key": "iou", "direction": -1},
     }
-    extras = [("mean_heldout_iou", "Mean held-out IoU"), ("significant", "Significant")]
+    extras = [
+        ("mean_heldout_iou", "Mean held-out IoU"),
+        ("significant", "Significant"),
+        ("mean_ceiling", "Mean ceiling"),
+        ("mean_beam_gap", "Mean bound gap"),
+        ("proven_optimal", "Proven optimal"),
+        ("beam_missed", "Beam below optimum"),
+    ]
     level = report["examples"].get("level")
     probe_name = f"{level} text" if level else probe.get("kind", "probe")
     return {
@@ -126,6 +136,7 @@ def page_context(report: dict[str, Any]) -> dict[str, Any]:
         "example_noun": _EXAMPLE_NOUNS.get(level, "images"),
         "position_noun": _POSITION_NOUNS.get(level, "pixels"),
         "multi_layer": multi_layer,
+        "certified": any(layer.get("beam_misses") or "beam_gaps" in layer["plots"] for layer in report["layers"]),
         "units": ordered,
         "columns": columns,
         "categories": categories,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_iou_by_category", "plot_iou_by_length", "plot_units_by_category"]
+__all__ = ["plot_beam_gaps", "plot_iou_by_category", "plot_iou_by_length", "plot_units_by_category"]
 
 _SIZE = (5.6, 3.4)
 _DPI = 110
@@ -142,4 +142,22 @@ def plot_units_by_category(rows: Sequence[dict[str, Any]], path: Path, detector_
         axis.set_ylabel("units")
         axis.set_title("Units per concept category")
         axis.legend(loc="upper right", fontsize="small", frameon=False)
+    _save(figure, path)
+
+
+def plot_beam_gaps(gaps: Sequence[float], path: Path, optimal: bool) -> None:
+    """Distribution of ``upper_bound - beam IoU`` over a layer's units (:func:`~logiclens.report.summary.beam_gaps`)."""
+    figure = _figure()
+    axis = figure.add_subplot()
+    values = np.asarray(list(gaps), float)
+    if not len(values):
+        _empty(axis, "no unit has a formula")
+    else:
+        top = max(float(values.max()), 1e-3)
+        axis.hist(values, bins=np.linspace(0.0, top, 31), color=_BLUE, alpha=0.8)
+        zero = int(np.count_nonzero(values == 0))
+        axis.set_xlabel("upper bound - beam IoU")
+        axis.set_ylabel("units")
+        what = "the beam's distance to the proven optimum" if optimal else "how far the beam may be from the best"
+        axis.set_title(f"{what}\n({zero} of {len(values)} units at 0)", fontsize="medium")
     _save(figure, path)

@@ -12,12 +12,15 @@ from logiclens.runs.summary import DETECTOR_IOU, summarize
 
 __all__ = [
     "DETECTOR_IOU",
+    "beam_gaps",
+    "beam_misses",
     "by_category",
     "by_length",
     "category_of",
     "iou_by_length",
     "iou_per_category",
     "layer_summary",
+    "searched_optimally",
 ]
 
 NO_CATEGORY = "(none)"
@@ -142,3 +145,74 @@ def iou_by_length(results: pd.DataFrame, best_by_length: pd.DataFrame | None, me
         source, metric = "formula_length", "iou"
     means = [float(np.mean(v)) if v else None for v in values]
     return plain({"source": source, "metric": metric, "lengths": lengths, "values": values, "means": means})
+
+
+def beam_gaps(results: pd.DataFrame) -> list[float] | None:
+    """Per unit with a formula, how far the beam's answer may be from the best: ``upper_bound - beam_iou``.
+
+    For a beam run ``beam_iou`` is the answer's IoU (the cheap certificate's gap); for an optimal
+    run it is what the seeding beam found, so the gap is how much the beam missed (exactly, where
+    the optimum was proven). None when the run has no certificate columns.
+    """
+    if "upper_bound" not in results:
+        return None
+    upper = pd.to_numeric(results["upper_bound"], errors="coerce")
+    beam = pd.to_numeric(results["beam_iou"], errors="coerce") if "beam_iou" in results else None
+    if beam is None or beam.isna().all():
+        beam = pd.to_numeric(results["iou"], errors="coerce")
+    gaps = (upper - beam).dropna()
+    if not len(gaps):
+        return None
+    return [float(max(g, 0.0)) for g in gaps]
+
+
+def beam_misses(results: pd.DataFrame, file_name: str) -> list[dict[str, Any]]:
+    """Units where the certified search found a better formula than the beam, both side by side.
+
+    Returns
+    -------
+    list of dict
+        Largest gain first: ``unit``, ``anchor`` (the unit's card), ``beam_formula``,
+        ``beam_iou``, ``formula``, ``iou``, ``gain``, ``upper_bound``, ``certificate``.
+    """
+    if "beam_iou" not in results or "upper_bound" not in results:
+        return []
+    iou = pd.to_numeric(results["iou"], errors="coerce")
+    beam = pd.to_numeric(results["beam_iou"], errors="coerce")
+    rows = []
+    for position, (index, row) in enumerate(results.iterrows()):
+        if not (pd.notna(iou[index]) and pd.notna(beam[index]) and beam[index] < iou[index]):
+            continue
+        rows.append(
+            {
+                "unit": str(row["unit"]),
+                "anchor": f"u-{file_name}-{position}",
+                "beam_formula": str(row.get("beam_formula", "")),
+                "beam_iou": float(beam[index]),
+                "formula": str(row["formula"]),
+                "iou": float(iou[index]),
+                "gain": float(iou[index] - beam[index]),
+                "upper_bound": _number_or_none(row.get("upper_bound")),
+                "certificate": None if _is_blank(row.get("certificate")) else str(row.get("certificate")),
+            }
+        )
+    rows.sort(key=lambda r: -r["gain"])
+    return plain(rows)
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
+
+
+def _number_or_none(value: Any) -> float | None:
+    number = pd.to_numeric(pd.Series([value]), errors="coerce")[0]
+    return None if pd.isna(number) else float(number)
+
+
+def searched_optimally(results: pd.DataFrame) -> bool:
+    """Whether the layer's answers differ from the beam's anywhere, or a certified search ran out of budget."""
+    if "beam_iou" not in results:
+        return False
+    budget = results["certificate"].astype(str) == "budget" if "certificate" in results else pd.Series(False)
+    differs = pd.to_numeric(results["beam_iou"], errors="coerce") < pd.to_numeric(results["iou"], errors="coerce")
+    return bool(budget.any() or differs.any())

@@ -16,7 +16,10 @@ from logiclens.runs import layout
 __all__ = ["TEXT_COLUMNS", "LayerData", "RunData", "RunError", "load_run", "read_results"]
 
 #: results.csv columns that hold text; every other column is numeric or boolean
-TEXT_COLUMNS = ("layer", "unit", "formula", "best_atomic", "category", "formula_categories", "status", "auto_formula")
+TEXT_COLUMNS = (
+    "layer", "unit", "formula", "best_atomic", "category", "formula_categories", "status", "auto_formula",
+    "certificate", "beam_formula",
+)  # fmt: skip
 #: numeric columns that hold counts: read as integers with missing values (so 5 shows as 5, not 5.0)
 COUNT_COLUMNS = (
     "length", "n_active", "formula_size", "intersection", "n_negations", "reference_length", "auto_length",

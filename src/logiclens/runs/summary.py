@@ -35,7 +35,11 @@ def summarize(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> pd.D
         has them, ``mean_heldout_iou``; and with a null, ``significant`` (units whose best
         formula beats the permutation null at the run's false-discovery rate),
         ``significant_heldout_iou`` (their mean held-out IoU) and ``null_explained`` (units
-        whose mean best IoU under the null is above the line).
+        whose mean best IoU under the null is above the line). Where the run has the
+        certificate columns (``docs/search.md``): ``mean_ceiling`` (best IoU of any union of
+        signatures), ``mean_upper_bound``, ``mean_beam_gap`` (``upper_bound - iou``),
+        ``proven_optimal`` (units whose answer is proven best) and ``beam_missed`` (units where
+        an optimal search found more than the beam).
     """
     iou = pd.to_numeric(results["iou"], errors="coerce")
     layer = results["layer"]
@@ -65,5 +69,18 @@ def summarize(results: pd.DataFrame, detector_iou: float = DETECTOR_IOU) -> pd.D
             summary["significant_heldout_iou"] = heldout.where(flags).groupby(layer, sort=False).mean()
         null_mean = pd.to_numeric(results["null_mean"], errors="coerce")
         summary["null_explained"] = (null_mean > detector_iou).groupby(layer, sort=False).sum().astype(int)
+    for column, name in (("ceiling", "mean_ceiling"), ("upper_bound", "mean_upper_bound")):
+        values = pd.to_numeric(results[column], errors="coerce") if column in results else None
+        if values is not None and values.notna().any():
+            summary[name] = values.groupby(layer, sort=False).mean()
+    if "mean_upper_bound" in summary:
+        gap = pd.to_numeric(results["upper_bound"], errors="coerce") - iou
+        summary["mean_beam_gap"] = gap.groupby(layer, sort=False).mean()
+    if "certificate" in results and results["certificate"].notna().any():
+        proven = results["certificate"].astype(str) == "optimal"
+        summary["proven_optimal"] = proven.groupby(layer, sort=False).sum().astype(int)
+    if "beam_iou" in results and "mean_upper_bound" in summary:
+        missed = pd.to_numeric(results["beam_iou"], errors="coerce") < iou
+        summary["beam_missed"] = missed.groupby(layer, sort=False).sum().astype(int)
     summary.index.name = "layer"
     return summary

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from logiclens.core.formula import Formula
 from logiclens.core.search.beam import BeamSettings, Candidate, PrimitiveTable, UnitResult, _compose, search_unit
 
-__all__ = ["OptimalResult", "ceiling", "certify", "optimal_unit", "optimal_units"]
+__all__ = ["OptimalResult", "as_unit_result", "ceiling", "certificates", "certify", "optimal_unit", "optimal_units"]
 
 _OR_OPS = ("or", "or_not")
 _AND_OPS = ("and", "and_not")
@@ -114,6 +114,9 @@ def _gather(indptr: NDArray[np.integer], rows: NDArray[np.intp]) -> tuple[NDArra
 _PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArray[np.int64]]] = (
     weakref.WeakKeyDictionary()
 )
+_COOC: weakref.WeakKeyDictionary[PrimitiveTable, NDArray[np.int64]] = weakref.WeakKeyDictionary()
+_WITHIN: weakref.WeakKeyDictionary[PrimitiveTable, dict[int, NDArray[np.int64]]] = weakref.WeakKeyDictionary()
+_WITHIN_BYTES = 256 * 2**20  # memory for cached |A AND C AND C'| tables, per primitive table
 
 
 def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -237,14 +240,110 @@ class _Search:
         return np.rint(sums).astype(np.int64)
 
     def cooccurrence_tables(self) -> None:
-        """|C AND C'| and |M AND C AND C'| for every pair of primitives (once per unit)."""
-        self.cooc_w = self._cooccurrence(self.all_rows, self.weights)
+        """|C AND C'| (once per table, cached) and |M AND C AND C'| (once per unit) for every pair of primitives."""
+        if self.table not in _COOC:
+            _COOC[self.table] = self._cooccurrence(self.all_rows, self.weights)
+        self.cooc_w = _COOC[self.table]
         self.cooc_m = self._cooccurrence(self.unit_index, self.m)
 
+    def pair_bounds(self, num: int, den: int, first: NDArray[np.intp]) -> tuple[NDArray[np.int64], int]:
+        """Pairwise bound on the extensions of every length-2 formula H = A op B (one more leaf), scaled.
+
+        ``first`` are the first leaves A (rows); B runs over the extension primitives and op over
+        the operators: the result has shape (len(first), len(expand), n_ops). Entry e means that no
+        formula H op' C has a scaled gain h above e; the subtree is pruned when e <= num |M|, the
+        returned threshold. Valid only once every primitive and every formula A op C (A a first
+        leaf, C an extension) scores at most num/den, which the search guarantees by evaluating
+        them first (``docs/search.md``, "Pairwise bounds"). Needs :meth:`cooccurrence_tables`.
+        """
+        positive = self.m * den > num * self.o
+        rows = self.unit_index[positive]
+        pos_m = self._cooccurrence(rows, self.m[positive])
+        pos_o = self._cooccurrence(rows, self.o[positive])
+        g2 = den * pos_m - num * pos_o  # g(X AND Y): positive part
+        h2 = den * self.cooc_m - num * (self.cooc_w - self.cooc_m)  # h(X AND Y): signed sum
+        n2 = g2 - h2  # negative part, as a positive number
+        g1, h1, n1 = np.diagonal(g2), np.diagonal(h2), np.diagonal(n2)
+        g_tot = int(den * self.m[positive].sum() - num * self.o[positive].sum())
+        h_tot = den * self.n_active - num * (self.table.n_positions - self.n_active)
+        target = num * self.n_active
+        e = self.expand
+        ops = self.operators
+        full = len(e) == len(g1) and bool((e == np.arange(len(g1))).all())
+        cols = slice(None) if full else e  # views, not copies, when every primitive extends
+        ge, he = g1[e], h1[e]
+        g2e, n2e = g2[:, cols], n2[:, cols]
+        h_max = int(he.max())  # every primitive scores at most num/den: h_max <= target
+        # per row X, max over extensions C of bounds on what an OR step adds (only those the operators need)
+        zeros = np.zeros(len(g1), np.int64)
+        delta_in = eps = gamma = gamma_not = rho = rho_not = zeros
+        rho_0 = 0
+        if "or" in ops and any(op in _AND_OPS for op in ops):
+            delta_in = np.max(np.minimum(ge[None, :], he[None, :] + n2e), axis=1)  # H inside X: h(C minus H)
+            eps = np.max((he[None, :] - g2e), axis=1) + g1  # H inside X: h(C) + g(X minus C)
+        if "or" in ops and any(op in _OR_OPS for op in ops):
+            gamma = np.max(ge[None, :] - g2e, axis=1)  # H contains X: g(C minus X)
+        if "or" in ops and "or_not" in ops:
+            gamma_not = np.max(g2e, axis=1)  # H contains NOT X: g(C AND X)
+        if "or_not" in ops:
+            rho = np.max(g2e - ge[None, :], axis=1) + (g_tot - g1)  # H contains X: g(NOT C minus X)
+            rho_not = g1 - np.min(g2e, axis=1)  # H contains NOT X: g(NOT C AND X)
+            rho_0 = int(np.max(g_tot - ge))
+        a = first[:, None]
+        ga, ha, na = g1[first][:, None], h1[first][:, None], n1[first][:, None]
+        gb, hb, nb = ge[None, :], he[None, :], n1[e][None, :]
+        gab, hab, nab = g2e[first], h2[first][:, cols], n2e[first]
+        b_first = (self.prim_hits[e] > 0)[None, :]  # B is a first leaf: every B op C scores <= num/den
+        big = np.iinfo(np.int64).max // 4
+        has_and = any(op in _AND_OPS for op in ops)
+        out = np.empty((len(first), len(e), len(ops)), np.int64)
+        for o, op in enumerate(ops):
+            if op == "and":
+                g_h, h_h = gab, hab
+                general = np.minimum(target + na - nab, np.where(b_first, target + nb - nab, big))
+                or_add = np.minimum(np.minimum(h_h + delta_in[a], h_h + delta_in[e][None, :]), h_max + g_h)
+                or_add = np.minimum(or_add, np.minimum(eps[a], eps[e][None, :]))
+                or_not_add = h_h + rho_0
+            elif op == "and_not":
+                g_h, h_h = ga - gab, ha - hab
+                general = target + nab
+                or_add = np.minimum(np.minimum(h_h + delta_in[a], h_max + g_h), eps[a])
+                or_not_add = h_h + rho_0
+            elif op == "or":
+                g_h, h_h = ga + gb - gab, ha + hb - hab
+                general = np.minimum(target + gb - gab, np.where(b_first, target + ga - gab, big))
+                or_add = h_h + np.minimum(gamma[a], gamma[e][None, :])
+                or_not_add = h_h + np.minimum(rho[a], rho[e][None, :])
+            else:
+                g_h, h_h = g_tot - gb + gab, h_tot - hb + hab
+                general = target + (g_tot - ga - gb + gab)
+                or_add = h_h + np.minimum(gamma[a], gamma_not[e][None, :])
+                or_not_add = h_h + np.minimum(rho[a], rho_not[e][None, :])
+            bound = np.broadcast_to(g_h if has_and else np.iinfo(np.int64).min, general.shape)
+            if "or" in ops:
+                bound = np.maximum(bound, or_add)
+            if "or_not" in ops:
+                bound = np.maximum(bound, or_not_add)
+            out[..., o] = np.minimum(bound, general)
+        return out, target
+
     def cooccurrence_within(
-        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_]
+        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], primitive: int | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures."""
+        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures.
+
+        When F is the primitive ``primitive``, the first table (the same for every unit) is cached
+        per primitive table, within a memory cap.
+        """
+        if primitive is not None:
+            cache = _WITHIN.setdefault(self.table, {})
+            if primitive not in cache:
+                within_w, _ = self.cooccurrence_within(members, inside_u[:0])
+                if (len(cache) + 1) * within_w.nbytes <= _WITHIN_BYTES:
+                    cache[primitive] = within_w
+            else:
+                within_w = cache[primitive]
+            return within_w, self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
         if 2 * np.count_nonzero(members) <= len(members):
             within_w = self._cooccurrence(self.all_rows[members], self.weights[members])
         else:
@@ -571,6 +670,7 @@ def optimal_unit(
         c_hits: NDArray[np.int64],
         both: NDArray[np.int64],
         unit_both: NDArray[np.int64],
+        primitive: int | None = None,
     ) -> None:
         """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
 
@@ -582,7 +682,7 @@ def optimal_unit(
             return
         cs, os_ = np.divmod(index, n_ops)
         prims = expand[cs]
-        within_w, within_m = search.cooccurrence_within(members, inside_u)
+        within_w, within_m = search.cooccurrence_within(members, inside_u, primitive)
         cols = expand
         gf_w, gf_m = within_w[np.ix_(prims, cols)], within_m[np.ix_(prims, cols)]
         g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.cooc_m[np.ix_(prims, cols)]
@@ -637,8 +737,127 @@ def optimal_unit(
     upper = None
     open_first: NDArray[np.intp] = first[:0]
     top_num, top_den = _ratio_max(search.m, search.o, n_active)
-    if max_length > 2:
+    if max_length > 1:
         search.cooccurrence_tables()
+
+    def check_budget() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            raise _BudgetError
+        if max_nodes is not None and state["nodes"] >= max_nodes:
+            raise _BudgetError
+
+    def pair_levels(order: NDArray[np.intp]) -> None:
+        """Lengths 2 and 3 from the root at once: every formula A op B exactly from co-occurrence counts,
+        pairwise bounds on each one's extensions, and the extensions of the survivors exactly, grouped by A.
+        """
+        nonlocal open_first
+        check_budget()
+        state["nodes"] += 1
+        both = search.cooc_w[np.ix_(order, expand)]
+        unit_both = search.cooc_m[np.ix_(order, expand)]
+        size_f, hits_f = sizes[order].astype(np.int64)[:, None], search.prim_hits[order][:, None]
+        n_pos = table.n_positions
+        shape = (len(order), len(expand), n_ops)
+        c_size, c_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
+        for o, op in enumerate(operators):
+            if op == "or":
+                c_size[..., o] = size_f + e_sizes_all - both
+                c_hits[..., o] = hits_f + e_hits_all - unit_both
+                no_op[..., o] = e_sizes_all == both
+            elif op == "and":
+                c_size[..., o] = both
+                c_hits[..., o] = unit_both
+                no_op[..., o] = both == size_f
+            elif op == "and_not":
+                c_size[..., o] = size_f - both
+                c_hits[..., o] = hits_f - unit_both
+                no_op[..., o] = both == 0
+            else:
+                c_size[..., o] = n_pos - e_sizes_all + both
+                c_hits[..., o] = n_active - e_hits_all + unit_both
+                no_op[..., o] = n_pos - size_f - e_sizes_all + both == 0
+        valid = (c_hits > 0) & ~no_op
+        per_row = len(expand) * n_ops
+
+        def pair_prefix(i: int) -> tuple:
+            row, rest = divmod(i, per_row)
+            c, o = divmod(rest, n_ops)
+            return ((int(order[row]), -1), (int(expand[c]), o))
+
+        # no-op formulas repeat their first leaf, which the beam's answer already covers
+        offer(np.where(valid, c_hits, 0).ravel(), c_size.ravel(), pair_prefix)
+        if max_length == 2:
+            return
+        pos_order = np.full(len(table), -1)
+        pos_order[order] = np.arange(len(order))
+        pos_expand = np.full(len(table), -1)
+        pos_expand[expand] = np.arange(len(expand))
+
+        def symmetric_once(survive: NDArray[np.bool_], passing: NDArray[np.bool_], rest: NDArray[np.intp]) -> None:
+            """A OR B = B OR A and A AND B = B AND A: visit such a pair under one first leaf only.
+
+            For a surviving A op B whose swap B op A is also in the space (B a first leaf not yet
+            done, A an extension), only the one under the earlier first leaf is kept, and only if
+            both survived their bounds (same mask, same subtree). A swap that is a no-op has the
+            mask of its first leaf, whose one-step extensions were all evaluated: dropped too.
+            """
+            for o, op in enumerate(operators):
+                if op not in ("or", "and"):
+                    continue
+                r_idx, c_idx = np.nonzero(passing[rest, :, o])
+                if len(r_idx) == 0:
+                    continue
+                r = rest[r_idx]
+                rb, ca = pos_order[expand[c_idx]], pos_expand[order[r]]
+                swap = (rb >= rest[0]) & (ca >= 0) & (rb != r)
+                r, c_idx, rb, ca = r[swap], c_idx[swap], rb[swap], ca[swap]
+                # later rows yield to the earlier one; an earlier one stays only if its swap survived too
+                later = rb < r
+                keep_early = passing[rb, ca, o]
+                survive[r[later], c_idx[later], o] = False
+                early = ~later & ~keep_early
+                survive[r[early], c_idx[early], o] = False
+
+        lam = None
+        passing = valid.copy()  # in the space and not pruned by a bound
+        survive = passing
+        rows = np.arange(len(order))
+        for n_done, row in enumerate(rows):
+            if lam != (state["num"], state["den"]):
+                # bounds at the current incumbent, for the rows not yet done
+                lam = (state["num"], state["den"])
+                rest = rows[n_done:]
+                bounds, target = search.pair_bounds(lam[0], lam[1], order[rest])
+                keep = passing[rest] & (bounds > target)
+                if search.trace is not None:
+                    for r, c, o in zip(*np.nonzero(passing[rest] & ~keep), strict=True):
+                        prefix = ((int(order[rest[r]]), -1), (int(expand[c]), int(o)))
+                        record("pair", prefix, 1, lam[0], lam[1])
+                passing[rest] = keep
+                survive = passing.copy()
+                symmetric_once(survive, passing, rest)
+                alive = rest[survive[rest].any(axis=(1, 2))]
+                open_first = order[alive]
+            if not survive[row].any():
+                continue
+            check_budget()
+            state["nodes"] += 1
+            j = int(order[row])
+            members = np.zeros(search.n_sig, bool)
+            members[table.column(j)] = True
+            last_two_levels(
+                members,
+                members[search.unit_index],
+                ((j, -1),),
+                survive[row],
+                c_size[row],
+                c_hits[row],
+                both[row],
+                unit_both[row],
+                j,
+            )
+            open_first = open_first[open_first != j]
+
     if max_length > 1 and state["num"] * top_den < top_num * state["den"]:
         # (a beam answer that reaches the ceiling is optimal.) First leaves by their cheap bound at the
         # beam's ratio, best first, ties by primitive order
@@ -647,11 +866,15 @@ def optimal_unit(
         g_first = den * tm[first] - num * to[first]
         order = first[np.lexsort((first, -g_first))]
         try:
-            for n_done, j in enumerate(order):
-                open_first = order[n_done:]  # this one too: its visit may stop before it is on the path
-                members = np.zeros(search.n_sig, bool)
-                members[table.column(int(j))] = True
-                visit(members, max_length - 1, ((int(j), -1),), int(search.prim_hits[j]), int(sizes[j]))
+            if max_length <= 3:
+                open_first = order
+                pair_levels(order)
+            else:
+                for n_done, j in enumerate(order):
+                    open_first = order[n_done:]  # this one too: its visit may stop before it is on the path
+                    members = np.zeros(search.n_sig, bool)
+                    members[table.column(int(j))] = True
+                    visit(members, max_length - 1, ((int(j), -1),), int(search.prim_hits[j]), int(sizes[j]))
         except _BudgetError:
             status = "budget"
             bounds = [state["num"] / state["den"]]
@@ -743,3 +966,66 @@ def optimal_units(
             )
         )
     return results
+
+
+def certificates(
+    table: PrimitiveTable,
+    counts: sp.csr_array,
+    units: Sequence[int],
+    results: Sequence[UnitResult],
+    settings: BeamSettings,
+) -> list[tuple[float, float]]:
+    """Per unit, the beam answer's certificate :func:`certify` and the :func:`ceiling`.
+
+    Parameters
+    ----------
+    table : PrimitiveTable
+    counts : scipy.sparse.csr_array
+        A ``UnitMasks`` count matrix.
+    units : sequence of int
+        Rows of ``counts``.
+    results : sequence of UnitResult
+        The beam's results for these units, in the same order.
+    settings : BeamSettings
+        The settings the beam ran with.
+
+    Returns
+    -------
+    list of (float, float)
+        ``(upper_bound, ceiling)``; the upper bound is NaN when the search did not maximise
+        the IoU without penalty (no certificate exists then), and 0.0 for units without formula.
+    """
+    exact = settings.metric == "iou" and settings.complexity_penalty == 0.0
+    out = []
+    for u, result in zip(units, results, strict=True):
+        start, stop = counts.indptr[u], counts.indptr[u + 1]
+        sigs, cnt = counts.indices[start:stop], counts.data[start:stop]
+        bound = certify(table, sigs, cnt, result, settings) if exact else float("nan")
+        out.append((bound, ceiling(sigs, cnt, table.weights)))
+    return out
+
+
+def as_unit_result(result: OptimalResult) -> UnitResult:
+    """The beam's :class:`UnitResult` with the certified answer first.
+
+    ``top`` starts with the optimal formula (then the beam's other distinct formulas), the best
+    value of its length in ``best_by_length`` is raised to its IoU, and ``per_length`` holds it
+    at its length; the rest is the beam's, so every consumer of beam results reads it unchanged.
+    """
+    beam = result.beam
+    best = result.best
+    if best is None or beam.best is None or str(best.formula) == str(beam.best.formula):
+        return beam
+    others = [c for c in beam.top if str(c.formula) != str(best.formula)]
+    top = [best, *others][: max(1, len(beam.top))]
+    by_length = None if beam.best_by_length is None else beam.best_by_length.copy()
+    per_length = list(beam.per_length)
+    length = best.length
+    if by_length is not None and length <= len(by_length):
+        previous = by_length[length - 1]
+        by_length[length - 1] = best.value if np.isnan(previous) else max(previous, best.value)
+    if length <= len(per_length):
+        current = per_length[length - 1]
+        if current is None or best.value > current.value:
+            per_length[length - 1] = best
+    return UnitResult(beam.n_active, beam.status, top, beam.atomic, by_length, per_length)

@@ -2,11 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 from logiclens.core.batching import even_batches
 from logiclens.core.masks import UnitMasks
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, UnitResult, search_units
 
-__all__ = ["search_all"]
+if TYPE_CHECKING:
+    from logiclens.core.search.optimal import OptimalResult
+
+__all__ = ["certified_all", "certify_all", "search_all"]
+
+
+def _run_batches(work: Callable[[range], list[Any]], n_units: int, n_jobs: int, verbose: int, desc: str) -> list[Any]:
+    """``work`` over batches of unit indices, in parallel when ``n_jobs != 1``; results in unit order."""
+    from joblib import Parallel, delayed, effective_n_jobs
+    from tqdm.auto import tqdm
+
+    workers = effective_n_jobs(n_jobs)
+    if n_units < 4 * workers:  # starting worker processes costs more than a few units' search
+        workers = 1
+    batches = [range(b.start, b.stop) for b in even_batches(n_units, n_units if workers == 1 else 8 * workers)]
+    progress = tqdm(total=n_units, desc=desc, unit="unit", disable=None if verbose else True)
+    results: list[Any] = []
+    with progress:
+        if workers == 1:
+            outputs = (work(batch) for batch in batches)
+        else:
+            outputs = Parallel(n_jobs=workers, return_as="generator")(delayed(work)(batch) for batch in batches)
+        for batch_results in outputs:
+            results.extend(batch_results)
+            progress.update(len(batch_results))
+    return results
+
+
+class _Beam:
+    """Picklable batch job: the beam search of some units."""
+
+    def __init__(self, table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings) -> None:
+        self.table, self.counts, self.settings = table, masks.counts, settings
+
+    def __call__(self, batch: range) -> list[UnitResult]:
+        return search_units(self.table, self.counts, batch, self.settings)
+
+
+class _Certified:
+    """Picklable batch job: the certified search of some units."""
+
+    def __init__(
+        self,
+        table: PrimitiveTable,
+        masks: UnitMasks,
+        settings: BeamSettings,
+        budget_seconds: float | None,
+        max_nodes: int | None,
+    ) -> None:
+        self.table, self.counts, self.settings = table, masks.counts, settings
+        self.budget_seconds, self.max_nodes = budget_seconds, max_nodes
+
+    def __call__(self, batch: range) -> list[OptimalResult]:
+        from logiclens.core.search.optimal import optimal_units
+
+        return optimal_units(self.table, self.counts, batch, self.settings, self.budget_seconds, self.max_nodes)
+
+
+class _Certify:
+    """Picklable batch job: certificates and ceilings of beam results."""
+
+    def __init__(
+        self, table: PrimitiveTable, masks: UnitMasks, results: Sequence[UnitResult], settings: BeamSettings
+    ) -> None:
+        self.table, self.counts, self.results, self.settings = table, masks.counts, results, settings
+
+    def __call__(self, batch: range) -> list[tuple[float, float]]:
+        from logiclens.core.search.optimal import certificates
+
+        return certificates(self.table, self.counts, batch, [self.results[u] for u in batch], self.settings)
 
 
 def search_all(
@@ -25,24 +97,44 @@ def search_all(
     verbose : int
         1 shows a progress bar on a terminal.
     """
-    from joblib import Parallel, delayed, effective_n_jobs
-    from tqdm.auto import tqdm
+    return _run_batches(_Beam(table, masks, settings), len(masks), n_jobs, verbose, "searching units")
 
-    n_units = len(masks)
-    workers = effective_n_jobs(n_jobs)
-    if n_units < 4 * workers:  # starting worker processes costs more than a few units' search
-        workers = 1
-    batches = [range(b.start, b.stop) for b in even_batches(n_units, n_units if workers == 1 else 8 * workers)]
-    progress = tqdm(total=n_units, desc="searching units", unit="unit", disable=None if verbose else True)
-    results: list[UnitResult] = []
-    with progress:
-        if workers == 1:
-            outputs = (search_units(table, masks.counts, batch, settings) for batch in batches)
-        else:
-            outputs = Parallel(n_jobs=workers, return_as="generator")(
-                delayed(search_units)(table, masks.counts, batch, settings) for batch in batches
-            )
-        for batch_results in outputs:
-            results.extend(batch_results)
-            progress.update(len(batch_results))
-    return results
+
+def certified_all(
+    table: PrimitiveTable,
+    masks: UnitMasks,
+    settings: BeamSettings,
+    budget_seconds: float | None = None,
+    max_nodes: int | None = None,
+    n_jobs: int = 1,
+    verbose: int = 0,
+) -> list[OptimalResult]:
+    """Certified search (:func:`~logiclens.core.search.optimal.optimal_unit`) of every unit, like :func:`search_all`.
+
+    Parameters
+    ----------
+    table, masks, settings, n_jobs, verbose
+        As for :func:`search_all`; ``settings`` must maximise the IoU without penalty.
+    budget_seconds, max_nodes : optional
+        Budget per unit (wall seconds of the branch and bound, expanded formulas).
+
+    Returns
+    -------
+    list of OptimalResult
+        In unit order.
+    """
+    job = _Certified(table, masks, settings, budget_seconds, max_nodes)
+    return _run_batches(job, len(masks), n_jobs, verbose, "certified search")
+
+
+def certify_all(
+    table: PrimitiveTable,
+    masks: UnitMasks,
+    results: Sequence[UnitResult],
+    settings: BeamSettings,
+    n_jobs: int = 1,
+    verbose: int = 0,
+) -> list[tuple[float, float]]:
+    """``(upper_bound, ceiling)`` of every unit's beam answer (:func:`~logiclens.core.search.optimal.certificates`)."""
+    job = _Certify(table, masks, results, settings)
+    return _run_batches(job, len(masks), n_jobs, verbose, "certifying units")

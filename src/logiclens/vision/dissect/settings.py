@@ -96,7 +96,7 @@ class DissectionSettings:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
-        self.explainer.beam_settings()  # the search's own parameters, checked before anything is written
+        self.explainer.check_params()  # the search's own parameters, checked before anything is written
         if self.units not in UNIT_KINDS:
             raise ValueError(f"units must be one of {UNIT_KINDS}, got {self.units!r}")
         if not isinstance(self.regions, RegionUnitSettings):
