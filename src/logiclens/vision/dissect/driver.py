@@ -12,7 +12,7 @@ from logiclens.core.io import atomic_write_text
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
 from logiclens.vision.dissect.masks import masks_stage
-from logiclens.vision.dissect.record import record_stage
+from logiclens.vision.dissect.record import check_layers, record_stage
 from logiclens.vision.dissect.search import search_stage
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import split_stage
@@ -47,8 +47,9 @@ def dissect(
 
     Parameters
     ----------
-    model : logiclens.vision.models.ModelAdapter
-        A model with ``module``, ``preprocess`` and ``config()``.
+    model : logiclens.vision.models.ModelAdapter or logiclens.vision.dissect.ActivationFile
+        A model with ``module``, ``preprocess`` and ``config()``, or activations recorded
+        elsewhere, aligned with the probe's images.
     probe : ProbeDataset
     out : path
         Run directory. Rerunning with the same inputs reuses finished stages and resumes
@@ -64,6 +65,7 @@ def dissect(
         One row per (layer, unit), also written to ``out/results.csv``.
     """
     check_device(settings.device)
+    layouts = check_layers(model, probe, settings)  # shapes and the SAE, before anything is written
     run = RunDirectory(out)
     config = {
         "model": model.config(),
@@ -71,6 +73,8 @@ def dissect(
         "n_concepts": len(probe.concept_names),
         "settings": settings.to_config(),
     }
+    if any(info["layout"] != "maps" for info in layouts.values()) or settings.sae is not None:
+        config["layouts"] = layouts  # what was done to each layer's output
     run.write_json(layout.CONFIG, config)
     run.write_json(layout.ENVIRONMENT, environment())
     record_key = record_stage(run, model, probe, settings, verbose)

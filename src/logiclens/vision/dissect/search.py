@@ -66,6 +66,9 @@ def search_stage(
     frame = explainer.explanations_.copy()
     frame.insert(0, "layer", layer)
     frame.insert(frame.columns.get_loc("length") + 1, "threshold", thresholds)
+    if settings.sae is not None:  # SAE latents never active on the probe
+        dead = set(run.manifest["record"].get("dead_units", {}).get(layer, []))
+        frame["dead"] = [int(str(unit).split(":")[0]) in dead for unit in frame.unit]
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(
         run / layout.top_formulas_file(layer), explainer.top_formulas_.assign(layer=layer).to_csv(index=False)

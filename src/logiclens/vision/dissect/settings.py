@@ -45,6 +45,18 @@ class DissectionSettings:
         ``"cpu"`` or ``"cuda"``.
     checkpoint_seconds : float
         How often the record stage saves its state.
+    extra_tokens : int, optional
+        Token layers (n, tokens, dim): leading tokens that are not patches (CLS,
+        registers). Default: one when the rest is a perfect square (see
+        :mod:`logiclens.vision.activations.shapes`).
+    channels_last : bool
+        4-D layer outputs (and ``activations`` files) are (n, h, w, C).
+    sae : str, optional
+        Folder of a sparse autoencoder in SAELens' format (:mod:`logiclens.sae`): its
+        latents, encoded from the layer's activations, are the units.
+    ranges : int
+        K activation ranges per unit (Clustered Compositional Explanations; see
+        :mod:`logiclens.vision.activations.ranges`); 1 (default) is the top quantile.
     """
 
     layers: list[str]
@@ -55,6 +67,10 @@ class DissectionSettings:
     batch_size: int = 32
     device: str = "cpu"
     checkpoint_seconds: float = 30.0
+    extra_tokens: int | None = None
+    channels_last: bool = False
+    sae: str | None = None
+    ranges: int = 1
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -69,6 +85,10 @@ class DissectionSettings:
             raise ValueError(f"the fixed threshold must be a finite number, got {self.fixed_threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.extra_tokens is not None and self.extra_tokens < 0:
+            raise ValueError(f"extra_tokens must be >= 0, got {self.extra_tokens}")
+        if self.ranges < 1:
+            raise ValueError(f"ranges must be >= 1, got {self.ranges}")
         check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
         self.explainer.beam_settings()  # the search's own parameters, checked before anything is written
 
@@ -82,5 +102,18 @@ class DissectionSettings:
             "batch_size": self.batch_size,
             "device": self.device,
             "checkpoint_seconds": self.checkpoint_seconds,
+            **self.layout_config(),
+            **({"ranges": self.ranges} if self.ranges != 1 else {}),
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }
+
+    def layout_config(self) -> dict[str, Any]:
+        """The options that change what the record stage stores (empty at their defaults, so old keys hold)."""
+        options: dict[str, Any] = {}
+        if self.extra_tokens is not None:
+            options["extra_tokens"] = self.extra_tokens
+        if self.channels_last:
+            options["channels_last"] = True
+        if self.sae is not None:
+            options["sae"] = str(self.sae)
+        return options
