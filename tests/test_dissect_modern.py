@@ -162,7 +162,7 @@ def test_bad_saes_are_one_line_errors_and_nothing_is_written(tmp_path) -> None:
     assert not (tmp_path / "run").exists()
     broken = save_sae(tmp_path / "broken", np.ones((4, 3)))
     (broken / "cfg.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cfg.json is not valid JSON"):
+    with pytest.raises(ValueError, match=r"cfg\.json is not valid JSON"):
         load_sae(broken)
     (broken / "cfg.json").write_text(json.dumps({"d_in": 4, "d_sae": 3, "architecture": "gated"}))
     with pytest.raises(ValueError, match="architecture 'gated' is not supported"):
@@ -170,6 +170,8 @@ def test_bad_saes_are_one_line_errors_and_nothing_is_written(tmp_path) -> None:
     (broken / "cfg.json").write_text(json.dumps({"d_in": 4, "d_sae": 5}))
     with pytest.raises(ValueError, match=r"W_enc has shape \(4, 3\)"):
         load_sae(broken)
-    (broken / "cfg.json").write_text(json.dumps({"d_in": 4, "d_sae": 3, "normalize_activations": "expected_average_only_in"}))
+    (broken / "cfg.json").write_text(
+        json.dumps({"d_in": 4, "d_sae": 3, "normalize_activations": "expected_average_only_in"})
+    )
     with pytest.raises(ValueError, match="scaling factor"):
         load_sae(broken)

@@ -63,7 +63,7 @@ class SparseAutoencoder:
     """
 
     architecture: str
-    W_enc: torch.Tensor  # noqa: N815 - SAELens' names
+    W_enc: torch.Tensor
     b_enc: torch.Tensor
     b_dec: torch.Tensor
     threshold: torch.Tensor | None
@@ -221,7 +221,7 @@ def load_sae(path: str | os.PathLike[str]) -> SparseAutoencoder:
 
 def save_sae(
     path: str | os.PathLike[str],
-    W_enc: NDArray[np.floating],  # noqa: N803 - SAELens' names
+    W_enc: NDArray[np.floating],
     b_enc: NDArray[np.floating] | None = None,
     b_dec: NDArray[np.floating] | None = None,
     architecture: str = "standard",

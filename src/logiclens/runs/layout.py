@@ -14,6 +14,7 @@
 ``top_formulas_<layer>.csv``       the top formulas per unit
 ``best_by_length_<layer>.csv``     the best score per unit and exact formula length
 ``results.csv``                    every layer's rows: written last, when the run is complete
+``results.jsonl``                  the same units, one JSON record each, keyed ``model/layer/index``
 ``texts.jsonl``                    text runs: the probing texts and their concepts per token
 =================================  ================================================
 
@@ -29,6 +30,7 @@ __all__ = [
     "CONFIG",
     "ENVIRONMENT",
     "RESULTS",
+    "RESULTS_JSONL",
     "SIGNATURES",
     "SPLIT",
     "TEXTS",
@@ -44,6 +46,7 @@ __all__ = [
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
 RESULTS = "results.csv"
+RESULTS_JSONL = "results.jsonl"
 CONCEPTS = "concepts.npz"
 SPLIT = "split.npz"
 TEXTS = "texts.jsonl"

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from logiclens.core.masks import UnitMasks
-from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.active import active_pixels, can_be_active, range_pixels
 from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
@@ -43,6 +43,10 @@ class UnitCountAccumulator:
     tie_cuts : array of float, shape (U,), optional
         Units with a cut >= 0 are also active where the activation equals the threshold and
         the pixel's tie key is at most the cut (see :mod:`logiclens.vision.activations.ties`).
+    ranges : (low, high) float arrays of shape (U, K), optional
+        Count K activation ranges per unit instead (rows ``u * K + k``), every range of a
+        map from the same upsampling (see :func:`~logiclens.vision.activations.active.range_pixels`);
+        ``thresholds`` and ``tie_cuts`` are then ignored.
     """
 
     def __init__(
@@ -52,14 +56,23 @@ class UnitCountAccumulator:
         upsampler: BilinearUpsampler,
         n_variants: int = 1,
         tie_cuts: ArrayLike | None = None,
+        ranges: tuple[ArrayLike, ArrayLike] | None = None,
     ) -> None:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.ranges = None
+        self.n_ranges = 1
+        if ranges is not None:
+            low, high = (np.asarray(r, np.float32) for r in ranges)
+            self.ranges = (low, high)
+            self.n_ranges = low.shape[1]
+            self.thresholds = low[:, 0]
         self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
         self.upsampler = upsampler
         self.n_variants = int(n_variants)
-        self._counts = [sp.csr_array((self.n_units, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        self._rows = self.n_units * self.n_ranges
+        self._counts = [sp.csr_array((self._rows, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
         self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
         self._seen = np.zeros(self.n_signatures, bool)
@@ -95,8 +108,32 @@ class UnitCountAccumulator:
         maxima = maps.reshape(n, n_units, -1).max(axis=2)
         if not np.isfinite(maxima).all():
             raise ValueError("activations contain NaN or infinite values")
-        images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         flat = [ids.reshape(n, -1) for ids in variants]
+        if self.ranges is not None:
+            self._add_ranges(maps, maxima, flat)
+        else:
+            self._add_above(maps, maxima, flat, first_image)
+        if self._pending_size > 5_000_000:
+            self._compact()
+
+    def _add_ranges(self, maps: NDArray, maxima: NDArray, flat: list[NDArray]) -> None:
+        assert self.ranges is not None
+        low, high = self.ranges
+        images, units = np.nonzero(maxima >= low[None, :, 0])
+        chunk = max(1, 2_000_000 // (self.upsampler.out_size[0] * self.upsampler.out_size[1]))
+        for start in range(0, len(images), chunk):
+            image_chunk, unit_chunk = images[start : start + chunk], units[start : start + chunk]
+            pair, pixel, k = range_pixels(
+                self.upsampler, maps[image_chunk, unit_chunk], low[unit_chunk], high[unit_chunk]
+            )
+            active_images, rows = image_chunk[pair], unit_chunk[pair] * self.n_ranges + k
+            for variant, ids in enumerate(flat):
+                signatures = ids[active_images, pixel]
+                keep = signatures >= 0
+                self._tally(variant, rows[keep], signatures[keep])
+
+    def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
+        images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
             pair, pixel = active_pixels(
@@ -108,8 +145,6 @@ class UnitCountAccumulator:
                 signatures = ids[active_images, pixel]
                 keep = signatures >= 0
                 self._tally(variant, active_units[keep], signatures[keep])
-        if self._pending_size > 5_000_000:
-            self._compact()
 
     def _tally(self, variant: int, units: NDArray[np.intp], signatures: NDArray[np.integer]) -> None:
         """Add one count per (unit, signature) pair."""
@@ -120,8 +155,8 @@ class UnitCountAccumulator:
         self._seen[present] = False
         self._local[present] = np.arange(len(present))
         keys = units.astype(np.int64) * len(present) + self._local[signatures]
-        if self.n_units * len(present) <= 4 * len(keys) + 65536:
-            per_key = np.bincount(keys, minlength=self.n_units * len(present))
+        if self._rows * len(present) <= 4 * len(keys) + 65536:
+            per_key = np.bincount(keys, minlength=self._rows * len(present))
             keys = np.flatnonzero(per_key)
             counts = per_key[keys]
         else:
@@ -134,7 +169,7 @@ class UnitCountAccumulator:
         for variant, pending in enumerate(self._pending):
             if pending:
                 rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
-                shape = (self.n_units, self.n_signatures)
+                shape = (self._rows, self.n_signatures)
                 self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
         self._pending = [[] for _ in range(self.n_variants)]
         self._pending_size = 0

@@ -88,7 +88,9 @@ def to_maps(
     )
 
 
-def describe_layout(shape: tuple[int, ...], extra_tokens: int | None = None, channels_last: bool = False) -> dict[str, Any]:
+def describe_layout(
+    shape: tuple[int, ...], extra_tokens: int | None = None, channels_last: bool = False
+) -> dict[str, Any]:
     """What :func:`to_maps` does to one example's output of ``shape`` (without the batch axis), for the run's record."""
     if len(shape) == 2:
         extra, h, w = grid_of(shape[0], extra_tokens)

@@ -23,4 +23,11 @@ from logiclens.vision.dissect.record import ActivationFile
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.thresholds import compute_thresholds
 
-__all__ = ["ActivationFile", "DissectionSettings", "compute_thresholds", "count_unit_masks", "dissect", "random_init_copy"]
+__all__ = [
+    "ActivationFile",
+    "DissectionSettings",
+    "compute_thresholds",
+    "count_unit_masks",
+    "dissect",
+    "random_init_copy",
+]

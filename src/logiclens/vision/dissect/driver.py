@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from logiclens.core.concepts import ConceptSet
 from logiclens.core.io import atomic_write_text
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
+from logiclens.runs.interchange import results_jsonl
 from logiclens.vision.dissect.masks import masks_stage
 from logiclens.vision.dissect.record import check_layers, record_stage
 from logiclens.vision.dissect.search import search_stage
@@ -87,5 +89,9 @@ def dissect(
         frames.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, verbose))
     # the per-layer files as written (a rerun that reuses them must not retype a column)
     tables = [(run / layout.results_file(layer)).read_text(encoding="utf-8") for layer in settings.layers]
-    atomic_write_text(run / layout.RESULTS, tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:]))
+    table = tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:])
+    # from the table as written, so that a rerun that reuses the stages writes the same bytes
+    written = pd.read_csv(io.StringIO(table), dtype={"unit": str})
+    atomic_write_text(run / layout.RESULTS_JSONL, results_jsonl(written, model.name))
+    atomic_write_text(run / layout.RESULTS, table)
     return pd.concat(frames, ignore_index=True)

@@ -64,7 +64,12 @@ class ActivationFile:
 
     def config(self) -> dict[str, Any]:
         """The file, its digest and shape (for ``config.json`` and cache keys)."""
-        return {"name": self.name, "activations": str(self.path), "sha256": self.sha256, "shape": list(self.array.shape)}
+        return {
+            "name": self.name,
+            "activations": str(self.path),
+            "sha256": self.sha256,
+            "shape": list(self.array.shape),
+        }
 
     def check(self, n_images: int) -> None:
         """Raise ValueError, on one line, unless the file holds one row per probe image."""
@@ -169,7 +174,9 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
         extra["sae"] = sae.config()
     else:
         sae = None
-    key = fingerprint("record", model.config(), probe.config(), probe.fingerprint(), settings.layers, *([extra] if extra else []))
+    key = fingerprint(
+        "record", model.config(), probe.config(), probe.fingerprint(), settings.layers, *([extra] if extra else [])
+    )
     if run.is_done("record", key):
         return key
     state = run.stage("record", key)
@@ -241,7 +248,9 @@ def _dead_units(array: np.ndarray) -> list[int]:
     """Units whose activation is never above zero (read batch by batch)."""
     alive = np.zeros(array.shape[1], bool)
     for start in range(0, len(array), 256):
-        alive |= (np.asarray(array[start : start + 256]).reshape(min(256, len(array) - start), array.shape[1], -1) > 0).any(axis=(0, 2))
+        alive |= (
+            np.asarray(array[start : start + 256]).reshape(min(256, len(array) - start), array.shape[1], -1) > 0
+        ).any(axis=(0, 2))
     return [int(u) for u in np.flatnonzero(~alive)]
 
 
