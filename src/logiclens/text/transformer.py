@@ -111,26 +111,47 @@ def record_word_activations(
             output = recorder.run(**encoded)[layer]
             if output.ndim != 3:
                 raise ValueError(f"layer {layer!r} gives shape {tuple(output.shape)}; expected (batch, pieces, units)")
-            if transform is not None:
-                output = torch.from_numpy(transform(output))
-            for i, text in enumerate(batch):
-                parts.append(_pool_words(output[i], encoded.word_ids(i), len(text.words), pool))
+            parts.append(_pool_batch(output, encoded, [len(t.words) for t in batch], pool, transform))
     if not parts:
         return np.zeros((0, 0), np.float32)
     return np.concatenate(parts)
 
 
-def _pool_words(pieces: torch.Tensor, word_ids: Sequence[int | None], n_words: int, pool: str) -> NDArray[np.float32]:
-    """(n_words, units) from (pieces, units), with NaN for words without pieces."""
-    values = pieces.float().numpy()
-    out = np.full((n_words, values.shape[1]), np.nan, np.float32)
-    groups: dict[int, list[int]] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None:
-            groups.setdefault(word, []).append(position)
-    for word, positions in groups.items():
-        rows = values[positions]
-        out[word] = rows.mean(0) if pool == "mean" else rows.max(0) if pool == "max" else rows[0]
+def _pool_batch(
+    output: torch.Tensor,
+    encoded: Any,
+    n_words: Sequence[int],
+    pool: str,
+    transform: Callable[[torch.Tensor], NDArray[np.float32]] | None,
+) -> NDArray[np.float32]:
+    """(words of the batch, units) from (batch, pieces, units): the pieces of each word pooled.
+
+    Only pieces that belong to a word are read (and encoded by ``transform``); a word's
+    pieces are contiguous, so each word is one segment of a ``reduceat``. Words without
+    pieces (cut off by the maximum length) are NaN.
+    """
+    texts, positions, words = [], [], []
+    offset = 0
+    for i, count in enumerate(n_words):
+        for position, word in enumerate(encoded.word_ids(i)):
+            if word is not None:
+                texts.append(i)
+                positions.append(position)
+                words.append(offset + word)
+        offset += count
+    rows = output[torch.as_tensor(texts, dtype=torch.long), torch.as_tensor(positions, dtype=torch.long)]
+    values = transform(rows) if transform is not None else rows.float().numpy()
+    out = np.full((offset, values.shape[-1]), np.nan, np.float32)
+    if not words:
+        return out
+    word_ids, starts = np.unique(np.asarray(words), return_index=True)
+    if pool == "first":
+        out[word_ids] = values[starts]
+    elif pool == "max":
+        out[word_ids] = np.maximum.reduceat(values, starts, axis=0)
+    else:
+        lengths = np.diff(np.append(starts, len(values)))
+        out[word_ids] = np.add.reduceat(values, starts, axis=0, dtype=np.float64) / lengths[:, None]
     return out
 
 
