@@ -111,3 +111,25 @@ def test_results_jsonl_keys_units_and_ranges(tmp_path) -> None:
     assert ranged[1]["key"] == "planted/relu/0/range1" and ranged[1]["range"]["index"] == 1
     assert ranged[1]["range"]["low"] is None  # unit 0 takes one value: its second range is empty
     assert ranged[5]["key"] == "planted/relu/2/range1" and ranged[5]["range"]["low"] <= ranged[5]["range"]["high"]
+
+
+def test_tiles_in_one_range_count_like_their_pixels() -> None:
+    from logiclens.vision.activations.active import range_pixels
+
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(3, 5, 4, 4)).astype(np.float32)
+    signatures = np.repeat(np.repeat(rng.integers(-1, 6, size=(3, 5, 5)), 8, axis=1), 8, axis=2)[:, :37, :37]
+    low = np.tile(np.array([-9, -0.5, 0.7], np.float32), (5, 1))
+    high = np.tile(np.array([-0.6, 0.6, 9], np.float32), (5, 1))
+    upsampler = BilinearUpsampler((4, 4), (37, 37))
+    permuted = signatures[[2, 0, 1]]
+    accumulator = UnitCountAccumulator(np.zeros(5), 6, upsampler, n_variants=2, ranges=(low, high))
+    accumulator.add(maps, [signatures, permuted])
+    for variant, ids in enumerate([signatures, permuted]):
+        expected = np.zeros((15, 6), np.int64)
+        for image in range(3):
+            index, pixel, k = range_pixels(upsampler, maps[image], low, high)
+            sig = ids[image].ravel()[pixel]
+            keep = sig >= 0
+            np.add.at(expected, (index[keep] * 3 + k[keep], sig[keep]), 1)
+        np.testing.assert_array_equal(accumulator.counts(variant).toarray(), expected)

@@ -15,13 +15,15 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from logiclens.core.masks import UnitMasks
-from logiclens.vision.activations.active import active_pixels, can_be_active, range_pixels
+from logiclens.vision.activations.active import active_pixels, can_be_active
 from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
 __all__ = ["UnitCountAccumulator"]
 
 _PAIRS_PER_CHUNK = 4096
+#: side of the square tiles whose pixels, all in one range, are counted together
+_TILE = 4
 
 
 class UnitCountAccumulator:
@@ -117,20 +119,72 @@ class UnitCountAccumulator:
             self._compact()
 
     def _add_ranges(self, maps: NDArray, maxima: NDArray, flat: list[NDArray]) -> None:
+        """Count every range of every map of the batch, one image (and a block of units) at a time.
+
+        Each map is upsampled in full once, with the arithmetic of
+        :func:`~logiclens.vision.activations.active.range_pixels` (pixel for pixel the same
+        values). The output grid is cut into square tiles of :data:`_TILE` pixels; a tile whose
+        pixels all lie in one range of the unit adds the tile's per-signature pixel counts
+        (one sparse product for all tiles, units and variants), and only the pixels of the
+        other tiles are tallied one by one.
+        """
         assert self.ranges is not None
         low, high = self.ranges
-        images, units = np.nonzero(maxima >= low[None, :, 0])
-        chunk = max(1, 2_000_000 // (self.upsampler.out_size[0] * self.upsampler.out_size[1]))
-        for start in range(0, len(images), chunk):
-            image_chunk, unit_chunk = images[start : start + chunk], units[start : start + chunk]
-            pair, pixel, k = range_pixels(
-                self.upsampler, maps[image_chunk, unit_chunk], low[unit_chunk], high[unit_chunk]
-            )
-            active_images, rows = image_chunk[pair], unit_chunk[pair] * self.n_ranges + k
-            for variant, ids in enumerate(flat):
-                signatures = ids[active_images, pixel]
-                keep = signatures >= 0
-                self._tally(variant, rows[keep], signatures[keep])
+        k_ranges = self.n_ranges
+        height, width = self.upsampler.out_size
+        tile = _TILE
+        rows_t, cols_t = -(-height // tile), -(-width // tile)
+        pixel_tile = ((np.arange(height) // tile)[:, None] * cols_t + (np.arange(width) // tile)[None, :]).ravel()
+        n_tiles = rows_t * cols_t
+        block = max(1, 8_000_000 // (height * width))
+        for image in range(len(maps)):
+            tile_counts = [
+                sp.csr_array(
+                    (
+                        np.ones(int((ids[image] >= 0).sum()), np.int64),
+                        (pixel_tile[ids[image] >= 0], ids[image][ids[image] >= 0]),
+                    ),
+                    shape=(n_tiles, self.n_signatures),
+                )  # fmt: skip
+                for ids in flat
+            ]
+            stacked = sp.hstack(tile_counts, format="csr")
+            units = np.flatnonzero(maxima[image] >= low[:, 0])
+            for start in range(0, len(units), block):
+                chosen = units[start : start + block]
+                values = self.upsampler(maps[image, chosen])  # (u, H, W)
+                k = np.zeros(values.shape, np.int8)
+                for bound in range(1, k_ranges):
+                    k += values >= low[chosen, bound][:, None, None]
+                kk = k.astype(np.intp)
+                rows = np.arange(len(chosen))[:, None, None]
+                inside = (values >= low[chosen][rows, kk]) & (values <= high[chosen][rows, kk])
+                r = np.where(inside, k, np.int8(-1))
+                padded = np.full((len(chosen), rows_t * tile, cols_t * tile), -1, np.int8)
+                padded[:, :height, :width] = r
+                tiles = padded.reshape(len(chosen), rows_t, tile, cols_t, tile)
+                lowest, highest = tiles.min(axis=(2, 4)), tiles.max(axis=(2, 4))
+                pure = (lowest == highest) & (lowest >= 0)  # (u, rows_t, cols_t)
+                unit_index, tile_index = np.nonzero(pure.reshape(len(chosen), -1))
+                if len(unit_index):
+                    row_of = chosen[unit_index] * k_ranges + lowest.reshape(len(chosen), -1)[unit_index, tile_index]
+                    indicator = sp.csr_array(
+                        (np.ones(len(row_of), np.int64), (row_of, tile_index)), shape=(self._rows, n_tiles)
+                    )
+                    product = (indicator @ stacked).tocoo()
+                    variant, signature = np.divmod(product.col, self.n_signatures)
+                    for v in range(self.n_variants):
+                        take = variant == v
+                        self._pending[v].append((product.row[take], signature[take], product.data[take]))
+                    self._pending_size += product.nnz
+                mixed = (r >= 0) & ~np.repeat(np.repeat(pure, tile, axis=1), tile, axis=2)[:, :height, :width]
+                unit_index, pixel = np.nonzero(mixed.reshape(len(chosen), -1))
+                if len(unit_index):
+                    row_of = chosen[unit_index] * k_ranges + r.reshape(len(chosen), -1)[unit_index, pixel]
+                    for v, ids in enumerate(flat):
+                        signatures = ids[image][pixel]
+                        keep = signatures >= 0
+                        self._tally(v, row_of[keep], signatures[keep])
 
     def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
         images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
