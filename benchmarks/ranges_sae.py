@@ -74,7 +74,7 @@ def ranges(args: argparse.Namespace) -> dict:
         (masks_key, masks), m_s, m_cpu = _timed(
             lambda: masks_stage(run, layer, key, thresholds, cuts, concepts, split, 0)  # noqa: B023
         )
-        frame, s_s, s_cpu = _timed(
+        frame, s_s, _ = _timed(
             lambda: search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, 0)  # noqa: B023
         )
         report[f"ranges_{k}"] = {

@@ -138,16 +138,13 @@ class UnitCountAccumulator:
         n_tiles = rows_t * cols_t
         block = max(1, 8_000_000 // (height * width))
         for image in range(len(maps)):
-            tile_counts = [
-                sp.csr_array(
-                    (
-                        np.ones(int((ids[image] >= 0).sum()), np.int64),
-                        (pixel_tile[ids[image] >= 0], ids[image][ids[image] >= 0]),
-                    ),
-                    shape=(n_tiles, self.n_signatures),
-                )  # fmt: skip
-                for ids in flat
-            ]
+            tile_counts = []
+            for ids in flat:
+                used = ids[image] >= 0
+                pairs = (pixel_tile[used], ids[image][used])
+                tile_counts.append(
+                    sp.csr_array((np.ones(int(used.sum()), np.int64), pairs), shape=(n_tiles, self.n_signatures))
+                )
             stacked = sp.hstack(tile_counts, format="csr")
             units = np.flatnonzero(maxima[image] >= low[:, 0])
             for start in range(0, len(units), block):
