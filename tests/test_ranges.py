@@ -123,9 +123,12 @@ def test_tiles_in_one_range_count_like_their_pixels() -> None:
     high = np.tile(np.array([-0.6, 0.6, 9], np.float32), (5, 1))
     upsampler = BilinearUpsampler((4, 4), (37, 37))
     permuted = signatures[[2, 0, 1]]
-    accumulator = UnitCountAccumulator(np.zeros(5), 6, upsampler, n_variants=2, ranges=(low, high))
-    accumulator.add(maps, [signatures, permuted])
-    for variant, ids in enumerate([signatures, permuted]):
+    left_out = signatures.copy()
+    left_out[1] = -1  # an image outside a variant (held out of the search, say)
+    variants = [signatures, permuted, left_out]
+    accumulator = UnitCountAccumulator(np.zeros(5), 6, upsampler, n_variants=3, ranges=(low, high))
+    accumulator.add(maps, variants)
+    for variant, ids in enumerate(variants):
         expected = np.zeros((15, 6), np.int64)
         for image in range(3):
             index, pixel, k = range_pixels(upsampler, maps[image], low, high)

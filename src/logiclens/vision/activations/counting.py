@@ -146,6 +146,7 @@ class UnitCountAccumulator:
                     sp.csr_array((np.ones(int(used.sum()), np.int64), pairs), shape=(n_tiles, self.n_signatures))
                 )
             stacked = sp.hstack(tile_counts, format="csr")
+            counted = [counts.nnz > 0 for counts in tile_counts]
             units = np.flatnonzero(maxima[image] >= low[:, 0])
             for start in range(0, len(units), block):
                 chosen = units[start : start + block]
@@ -179,6 +180,8 @@ class UnitCountAccumulator:
                 if len(unit_index):
                     row_of = chosen[unit_index] * k_ranges + r.reshape(len(chosen), -1)[unit_index, pixel]
                     for v, ids in enumerate(flat):
+                        if not counted[v]:  # the image is left out of this variant
+                            continue
                         signatures = ids[image][pixel]
                         keep = signatures >= 0
                         self._tally(v, row_of[keep], signatures[keep])
