@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("logiclens._version", "logiclens.core")),
     ("explain", ("logiclens.explain",)),
     ("runs", ("logiclens.runs",)),
-    ("torch", ("logiclens.hooks", "logiclens.checkpoints")),
+    ("torch", ("logiclens.hooks", "logiclens.checkpoints", "logiclens.sae")),
     ("polytope", ("logiclens.polytope",)),
     ("vision", ("logiclens.vision",)),
     ("text", ("logiclens.text",)),

@@ -29,7 +29,7 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def failing_model():  # type: ignore[no-untyped-def]
-    """A model whose forward pass fails on the third batch (a ``module:factory`` for the tests)."""
+    """A model whose forward pass fails on its third call (the shape check on one image, then batches 0..3, 4..7)."""
     import torch
     from torch import nn
 
@@ -188,7 +188,7 @@ def test_a_failing_forward_pass_names_its_images(tmp_path, capsys) -> None:
             "--batch-size", "4", "--threshold", "0", "-q", "--out", str(tmp_path / "run")]  # fmt: skip
     assert main(argv) == 2
     line = _error_line(capsys)
-    assert "forward pass failed on images 8..11" in line and "shape mismatch in the user's code" in line
+    assert "forward pass failed on images 4..7" in line and "shape mismatch in the user's code" in line
 
 
 def _write(path: Path, lines: list[object]) -> Path:

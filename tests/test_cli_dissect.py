@@ -96,3 +96,33 @@ def test_random_init_control_runs_into_its_own_folder(tmp_path, capsys) -> None:
     assert "randomly initialised copy" in capsys.readouterr().out
     config = (out / "random_init" / "config.json").read_text()
     assert "random init" in config
+
+
+def test_dissect_activation_files_saes_and_ranges_from_the_command_line(tmp_path, capsys) -> None:
+    from logiclens.sae import save_sae
+
+    folder = _write_segmentation_folder(tmp_path / "probe", PlantedProbe(n_images=12))
+    common = ["--probe", f"segmentation:{folder}", "--threshold", "0", "--length", "2", "--null", "3", "-q"]
+    assert main(["dissect", "--model", "logiclens.testing:planted_model", "--out", str(tmp_path / "m"), *common]) == 0
+    maps = np.load(tmp_path / "m" / "record" / "relu.npy").astype(np.float32)
+    np.save(tmp_path / "nhwc.npy", maps.transpose(0, 2, 3, 1))
+    argv = ["dissect", "--activations", str(tmp_path / "nhwc.npy"), "--channels-last", "--image-size", "16",
+            "--out", str(tmp_path / "f"), "--no-report", *common]  # fmt: skip
+    assert main(argv) == 0
+    reference, from_file = pd.read_csv(tmp_path / "m" / "results.csv"), pd.read_csv(tmp_path / "f" / "results.csv")
+    assert list(from_file.formula) == list(reference.formula)
+    assert (tmp_path / "f" / "results.jsonl").is_file()
+    sae = save_sae(tmp_path / "sae", np.eye(4, 8))
+    argv = ["dissect", "--model", "logiclens.testing:planted_model", "--sae", str(sae), "--ranges", "2",
+            "--out", str(tmp_path / "s"), *common]  # fmt: skip
+    assert main(argv) == 0
+    assert "4 of 8 SAE latents" in capsys.readouterr().err  # latents 4..7 are dead
+    ranged = pd.read_csv(tmp_path / "s" / "results.csv")
+    assert len(ranged) == 16 and {"range_index", "range_low", "range_high", "dead"} <= set(ranged.columns)
+    np.save(tmp_path / "short.npy", maps[:5])
+    argv = ["dissect", "--activations", str(tmp_path / "short.npy"), "--image-size", "16",
+            "--out", str(tmp_path / "bad"), *common]  # fmt: skip
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("logiclens: error:") and "hold 5 images but the probe has 12" in error
+    assert not (tmp_path / "bad").exists()

@@ -39,6 +39,10 @@ def register(commands: Any) -> None:
     dissect.add_argument("--model", default="efficientnet-lite0", help="efficientnet-lite0 (default), "
                          "resnet18-places365 (with --weights), or module:factory")  # fmt: skip
     dissect.add_argument("--weights", help="weights file for resnet18-places365 or module:factory")
+    dissect.add_argument("--activations", type=Path, metavar="FILE.npy",
+                         help="activations recorded elsewhere, in the probe's image order, instead of --model: "
+                         "(n, C, h, w), (n, tokens, dim), (n, C) or (n, h, w, C) with --channels-last")  # fmt: skip
+    dissect.add_argument("--image-size", type=positive, help="probe image size with --activations (default 224)")
     dissect.add_argument("--layer", action="append", help="layer to dissect (repeatable; default: the model's)")
     dissect.add_argument("--probe", default="default", help="default (stamps, else shapes), stamps, shapes, "
                          "broden:PATH or segmentation:PATH")  # fmt: skip
@@ -54,6 +58,17 @@ def register(commands: Any) -> None:
                          help="quantile over the layer's positions (NetDissect, default) or over upsampled pixels "
                          "(the paper's definition)")  # fmt: skip
     dissect.add_argument("--threshold", type=finite, help="fixed threshold instead of a quantile (e.g. 0)")
+    units = dissect.add_argument_group("units")
+    units.add_argument("--extra-tokens", type=count, metavar="N",
+                       help="token layers (n, tokens, dim): leading tokens that are not patches (default: 1 when "
+                       "the rest is a square grid, as a ViT's CLS token)")  # fmt: skip
+    units.add_argument("--channels-last", action="store_true", help="4-D layers are (n, h, w, C)")
+    units.add_argument("--sae", type=Path, metavar="DIR",
+                       help="sparse autoencoder in SAELens format (cfg.json + sae_weights.safetensors): "
+                       "its latents are the units")  # fmt: skip
+    units.add_argument("--ranges", type=positive, default=1, metavar="K",
+                       help="explain K activation ranges per unit (Clustered Compositional Explanations; "
+                       "default 1: the top quantile)")  # fmt: skip
     add_validation_options(dissect, "images", holdout=0.2, null=20)
     dissect.add_argument("--holdout-by", choices=("image", "group"), default="image",
                          help="hold out random images (default), or whole groups of the probe (e.g. every image of "
@@ -77,17 +92,22 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from logiclens.runs.summary import summarize
-    from logiclens.vision.dissect import DissectionSettings, dissect, random_init_copy
+    from logiclens.vision.dissect import ActivationFile, DissectionSettings, dissect, random_init_copy
     from logiclens.vision.models import load_model
     from logiclens.vision.probes.registry import open_probe
 
-    model = load_model(args.model, weights=args.weights)
+    if args.activations is not None:
+        model = ActivationFile(args.activations, (args.layer or ["activations"])[0])
+        image_size = args.image_size or 224
+    else:
+        model = load_model(args.model, weights=args.weights)
+        image_size = args.image_size or model.input_size[0]
     layers = args.layer or model.default_layers
     probe = open_probe(
         args.probe,
         n_images=args.images,
         seed=args.seed,
-        image_size=model.input_size[0],
+        image_size=image_size,
         categories=args.categories.split(",") if args.categories else None,
         sources=args.sources.split(",") if args.sources else None,
         class_map=args.class_map,
@@ -103,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         units=args.units,
         regions=region_settings_from_args(args, seed=args.seed),
+        extra_tokens=args.extra_tokens,
+        channels_last=args.channels_last,
+        sae=None if args.sae is None else str(args.sae),
+        ranges=args.ranges,
     )
     print(
         f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
@@ -121,7 +145,11 @@ def run(args: argparse.Namespace) -> int:
     print_table(results.sort_values("iou", ascending=False).head(args.show), columns)
     if args.units == "code-clusters":
         _print_comparisons(args.out, layers)
-    if args.random_init_control:
+    if "dead" in results:
+        latents = results.drop_duplicates(["layer", "unit"])
+        print(f"{int(latents.dead.sum())} of {len(latents)} SAE latents never active on the probe (dead)",
+              file=sys.stderr)  # fmt: skip
+    if args.random_init_control and args.activations is None:
         control_out = Path(args.out) / "random_init"
         print(f"control: the same dissection of a randomly initialised copy, into {control_out}", file=sys.stderr)
         control = dissect(random_init_copy(model), probe, control_out, settings, verbose=verbose)
@@ -139,7 +167,10 @@ def run(args: argparse.Namespace) -> int:
         except AnalysisError as error:  # the dissection itself succeeded: keep it and its report
             print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
             status = 2
-    if not args.no_report:
+    if args.ranges > 1 and not args.no_report:
+        print("logiclens: no HTML report for activation ranges yet (results.csv and results.jsonl hold them)",
+              file=sys.stderr)  # fmt: skip
+    elif not args.no_report:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return status

@@ -81,8 +81,23 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     source.add_argument(
         "--activations", type=Path, help=".npy array: one row per record (or token), one column per unit"
     )
+    source.add_argument("--hf-model", metavar="PATH",
+                        help="a local Hugging Face model folder, or minilm (the packaged all-MiniLM-L6-v2); "
+                        "nothing is downloaded")  # fmt: skip
     explain.add_argument("--layer", help="layer of --model to record (default head.mlp.relu2, the penultimate); "
                          "with --activations, the name the run gives the units (default units)")  # fmt: skip
+    explain.add_argument(
+        "--pool",
+        choices=("mean", "max", "first"),
+        default="mean",
+        help="--hf-model: pool a word's pieces (token level) or a text's tokens (default mean)",
+    )
+    explain.add_argument(
+        "--sae",
+        type=Path,
+        metavar="DIR",
+        help="--hf-model: a sparse autoencoder in SAELens format; its latents are the units",
+    )
     explain.add_argument("--level", choices=("auto", "pair", "sentence", "token"), default="auto",
                          help="positions: pairs or sentences (auto, from the fields) or tokens")  # fmt: skip
     explain.add_argument("--limit", type=positive, help="read at most this many records")
@@ -153,10 +168,12 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         level=args.level, concepts=concepts, threshold=args.threshold, quantile=args.quantile,
         min_active=args.min_active, explainer=explainer_from_args(args, seed=args.seed), limit=args.limit,
         units=args.units, regions=region_settings_from_args(args, seed=args.seed),
+        pool=args.pool, sae=None if args.sae is None else str(args.sae),
     )  # fmt: skip
     result = explain_text(
-        args.data, model=args.model, activations=args.activations, layer=args.layer, settings=settings, out=args.out
-    )
+        args.data, model=args.model, hf_model=args.hf_model, activations=args.activations, layer=args.layer,
+        settings=settings, out=args.out,
+    )  # fmt: skip
     wrapper = result.explainer
     frame = wrapper.explanations_
     print(
@@ -175,6 +192,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
             f"when active over {n} units: Pearson r = {r:.3f} (p = {p:.2g})",
             file=sys.stderr,
         )
+    if "dead" in frame:
+        print(f"{int(frame.dead.sum())} of {len(frame)} SAE latents never active on the probe (dead)", file=sys.stderr)
     shown = frame[frame.status != "skipped"].sort_values("iou", ascending=False).head(args.show)
     print_table(shown, ["unit", "formula", "iou", "heldout_iou", "significant", "length", "n_active",
                         "accuracy_when_active"])  # fmt: skip

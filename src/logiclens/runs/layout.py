@@ -18,6 +18,7 @@
 ``top_formulas_<layer>.csv``       the top formulas per unit
 ``best_by_length_<layer>.csv``     the best score per unit and exact formula length
 ``results.csv``                    every layer's rows: written last, when the run is complete
+``results.jsonl``                  the same units, one JSON record each, keyed ``model/layer/index``
 ``texts.jsonl``                    text runs: the probing texts and their concepts per token
 ``analysis/accuracy.csv``          accuracy when active per unit, and r per maximum formula length
 ``analysis/contributions.csv``     each unit's contribution to each class
@@ -43,6 +44,7 @@ __all__ = [
     "ENVIRONMENT",
     "PREDICTIONS",
     "RESULTS",
+    "RESULTS_JSONL",
     "SIGNATURES",
     "SPLIT",
     "TARGETS",
@@ -61,6 +63,7 @@ __all__ = [
 CONFIG = "config.json"
 ENVIRONMENT = "environment.json"
 RESULTS = "results.csv"
+RESULTS_JSONL = "results.jsonl"
 CONCEPTS = "concepts.npz"
 SPLIT = "split.npz"
 TEXTS = "texts.jsonl"

@@ -103,6 +103,13 @@ class TextSettings:
         the activations, which must then be pre-activations) and the baselines of
         ``regions``, and compares every family with the neurons at matched sizes.
     regions : RegionUnitSettings
+    pool : {"mean", "max", "first"}
+        With a Hugging Face model: how a word's pieces (token level) or a sentence's or
+        pair's tokens (sentence and pair levels) are pooled.
+    sae : str, optional
+        Folder of a sparse autoencoder in SAELens' format (:mod:`logiclens.sae`): its latents,
+        encoded from the layer's per-token activations before pooling, are the units. With a
+        Hugging Face model only.
     """
 
     level: str = "auto"
@@ -114,10 +121,14 @@ class TextSettings:
     limit: int | None = None
     units: str = "neurons"
     regions: RegionUnitSettings = field(default_factory=RegionUnitSettings)
+    pool: str = "mean"
+    sae: str | None = None
 
     def __post_init__(self) -> None:
         if self.units not in ("neurons", "code-clusters"):
             raise ValueError(f"units must be 'neurons' or 'code-clusters', got {self.units!r}")
+        if self.pool not in ("mean", "max", "first"):
+            raise ValueError(f"pool must be mean, max or first, got {self.pool!r}")
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}, got {self.level!r}")
         if not isinstance(self.explainer, CompositionalExplainer):
@@ -268,10 +279,52 @@ def _model_activations(
     return activations, correct, layer
 
 
+def _hf_activations(
+    hf_model: str | os.PathLike[str], layer: str | None, level: str, table: Any, inputs: Any, settings: TextSettings
+) -> tuple[NDArray, str, dict[str, Any]]:
+    """A Hugging Face model's layer on the probe's positions (words, sentences or pairs), and its description."""
+    from logiclens.text.transformer import (
+        load_transformer,
+        record_text_activations,
+        record_word_activations,
+        resolve_model_folder,
+    )
+
+    folder = resolve_model_folder(hf_model)
+    model, tokenizer = load_transformer(folder)
+    if layer is None:
+        blocks = [name for name, _ in model.named_modules() if name.endswith(".intermediate")]
+        if not blocks:
+            raise ValueError(f"{folder}: give --layer (`logiclens layers --hf-model {hf_model}` lists the layers)")
+        layer = blocks[-1]
+    sae = None
+    info: dict[str, Any] = {"name": "all-MiniLM-L6-v2" if str(hf_model) == "minilm" else folder.name,
+                            "hf_model": str(folder), "pool": settings.pool}  # fmt: skip
+    if settings.sae is not None:
+        from logiclens.sae import load_sae
+
+        sae = load_sae(settings.sae)
+        info["sae"] = sae.config()
+    transform = sae.encode if sae is not None else None
+    try:
+        if level == "token":
+            acts = record_word_activations(model, tokenizer, inputs, layer, settings.pool, transform=transform)
+        else:
+            texts = list(zip(table["premise"], table["hypothesis"])) if level == "pair" else list(table["text"])
+            acts = record_text_activations(model, tokenizer, texts, layer, settings.pool, transform=transform)
+    except ValueError as error:
+        raise ValueError(str(error).splitlines()[0]) from None
+    missing = np.isnan(acts)
+    if missing.any():  # words cut off by the model's maximum length: never active
+        acts = np.where(missing, np.nanmin(acts, axis=0, keepdims=True), acts)
+    return acts, layer, info
+
+
 def explain_text(
     data: str | os.PathLike[str],
     *,
     model: str | os.PathLike[str] | None = None,
+    hf_model: str | os.PathLike[str] | None = None,
     activations: str | os.PathLike[str] | None = None,
     layer: str | None = None,
     settings: TextSettings | None = None,
@@ -285,11 +338,16 @@ def explain_text(
         JSONL records: ``premise``/``hypothesis`` pairs (``gold_label`` optional) or ``text``.
     model : path, optional
         A checkpoint of ``logiclens text train-nli``: its layer ``layer`` is recorded on the pairs.
+    hf_model : path or "minilm", optional
+        Instead of ``model``: a local Hugging Face model folder (``"minilm"``: the packaged
+        all-MiniLM-L6-v2); its layer ``layer`` is recorded with the hook recorder, pooled per
+        word (token level) or over tokens (sentence and pair levels) by ``settings.pool``.
     activations : path, optional
         Instead of ``model``: an ``.npy`` array, one row per record (or token), one column per unit.
     layer : str, optional
-        The model's layer (default: the penultimate); with ``activations``, the name the run
-        gives the units (default ``units``).
+        The model's layer (default: the penultimate; for ``hf_model`` the last
+        ``*.intermediate`` module); with ``activations``, the name the run gives the units
+        (default ``units``).
     settings : TextSettings, optional
     out : path, optional
         Write a run directory here (see :func:`logiclens.text.run.save_text_run`); build
@@ -303,8 +361,10 @@ def explain_text(
     from logiclens.text.data import read_pairs, read_sentences, record_kind
 
     settings = settings or TextSettings()
-    if (model is None) == (activations is None):
-        raise ValueError("give a model or activations (one of them)")
+    if sum(source is not None for source in (model, hf_model, activations)) != 1:
+        raise ValueError("give a model, a Hugging Face model or activations (one of them)")
+    if settings.sae is not None and hf_model is None:
+        raise ValueError("an SAE encodes a Hugging Face model's layer: give --hf-model with --sae")
     level = settings.level if settings.level != "auto" else record_kind(data, settings.limit)
     if model is not None and level != "pair":
         raise ValueError("a model explains an NLI model, which needs premise/hypothesis pairs")
@@ -313,9 +373,13 @@ def explain_text(
     inputs = probe.annotate_pairs(table) if level == "pair" else probe.annotate(list(table["text"]))
     concepts = probe.fit_transform(inputs)
     correct = None
+    hf_info = None
     if model is not None:
         acts, correct, layer = _model_activations(model, table, layer)
         _check_finite(acts, f"{model} layer {layer}")
+    elif hf_model is not None:
+        acts, layer, hf_info = _hf_activations(hf_model, layer, level, table, inputs, settings)
+        _check_finite(acts, f"{hf_model} layer {layer}")
     else:
         assert activations is not None
         acts, layer = (
@@ -341,6 +405,8 @@ def explain_text(
         labelled = np.isfinite(correct)
         right = np.nan_to_num(correct, nan=0.0).astype(bool)
         explainer.explanations_["accuracy_when_active"] = accuracy_when_active(masks[:, labelled], right[labelled])
+    if settings.sae is not None:  # latents never active on the probe
+        explainer.explanations_["dead"] = ~(acts > 0).any(axis=0)
     result = TextExplanation(explainer, concepts, acts, thresholds, list(probe.records(inputs)), level, layer, correct)
     if settings.units == "code-clusters":
         codes = _model_codes(model, table, layer) if model is not None else None
@@ -348,7 +414,7 @@ def explain_text(
             acts, masks, concepts, codes, explainer, examples, groups, settings, layer
         )
     if out is not None:
-        _save(result, out, data, model, activations, settings)
+        _save(result, out, data, model, activations, settings, hf_info)
     return result
 
 
@@ -359,10 +425,13 @@ def _save(
     model: str | os.PathLike[str] | None,
     activations: str | os.PathLike[str] | None,
     settings: TextSettings,
+    hf_info: dict[str, Any] | None = None,
 ) -> Path:
     from logiclens.text.run import save_text_run
 
-    if model is not None:
+    if hf_info is not None:
+        model_info = hf_info
+    elif model is not None:
         model_info = {"name": Path(model).name, "checkpoint": str(model)}
     else:
         model_info = {"name": Path(str(activations)).name, "activations": str(activations)}

@@ -35,7 +35,9 @@ from logiclens.core.concepts import ConceptSet
 from logiclens.core.io import atomic_savez, atomic_write_text
 from logiclens.explain.active import ActiveUnitsExplainer
 from logiclens.explain.compositional import CompositionalExplainer
+from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
+from logiclens.runs.interchange import results_jsonl
 from logiclens.runs.layout import layer_file_name
 from logiclens.runs.texts import TextRecord, save_records
 
@@ -108,7 +110,8 @@ def save_text_run(
     if cuts.shape != (len(frame),):
         raise ValueError(f"{cuts.shape[0] if cuts.ndim else 'no'} thresholds for {len(frame)} units")
     run = RunDirectory(out)
-    (run / "results.csv").unlink(missing_ok=True)  # an earlier run's results no longer describe the files
+    (run / "results.csv").unlink(missing_ok=True)
+    (run / layout.RESULTS_JSONL).unlink(missing_ok=True)  # an earlier run's results no longer describe the files
     if (run / "report" / "report.json").is_file():  # nor does its report
         shutil.rmtree(run / "report")
     file_name = layer_file_name(layer)
@@ -137,5 +140,6 @@ def save_text_run(
     }
     run.write_json("config.json", config)
     run.write_json("environment.json", environment())
+    atomic_write_text(run / layout.RESULTS_JSONL, results_jsonl(results, str((model or {}).get("name", "model"))))
     atomic_write_text(run / "results.csv", results.to_csv(index=False))  # last: the run is complete
     return run.path

@@ -4,6 +4,9 @@ A unit is active at an annotation pixel where its bilinearly upsampled activatio
 float32, is greater than its threshold; for units whose ties are broken (see
 :mod:`logiclens.vision.activations.ties`), also where it equals the threshold and the
 pixel's tie key is at most the unit's cut.
+
+With activation ranges (:mod:`logiclens.vision.activations.ranges`), a unit's range k is
+active where that upsampled value lies in ``[low_k, high_k]`` (:func:`range_pixels`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from numpy.typing import NDArray
 from logiclens.vision.activations.ties import tie_keys
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
-__all__ = ["active_pixels", "can_be_active"]
+__all__ = ["active_pixels", "can_be_active", "range_pixels"]
 
 
 def can_be_active(
@@ -65,3 +68,24 @@ def active_pixels(
     keys = tie_keys(units[index[tied]], images[index[tied]], pixel[tied])
     keep[tied] = keys <= tie_cuts[units[index[tied]]]
     return index[keep], pixel[keep]
+
+
+def range_pixels(
+    upsampler: BilinearUpsampler, maps: NDArray[np.float32], low: NDArray[np.float32], high: NDArray[np.float32]
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+    """(map index, flat pixel, range index) of every pixel in one of its map's ranges.
+
+    Parameters
+    ----------
+    upsampler : BilinearUpsampler
+    maps : float32 array (n, h, w)
+    low, high : float32 arrays (n, K)
+        Each map's unit's ascending, disjoint, inclusive ranges (empty ones ``(inf, -inf)``).
+    """
+    lower = np.nextafter(low[:, 0], np.float32(-np.inf))
+    index, row, col, values = upsampler.blocks(maps, lower)
+    k = np.zeros(len(values), np.intp)
+    for bound in range(1, low.shape[1]):  # K is small: the range below which each value lies
+        k += values >= low[index, bound]
+    keep = (values >= low[index, k]) & (values <= high[index, k])
+    return index[keep], (row * upsampler.out_size[1] + col)[keep], k[keep]

@@ -22,6 +22,8 @@ from logiclens.vision.activations.upsample import BilinearUpsampler
 __all__ = ["UnitCountAccumulator"]
 
 _PAIRS_PER_CHUNK = 4096
+#: side of the square tiles whose pixels, all in one range, are counted together
+_TILE = 4
 
 
 class UnitCountAccumulator:
@@ -43,6 +45,10 @@ class UnitCountAccumulator:
     tie_cuts : array of float, shape (U,), optional
         Units with a cut >= 0 are also active where the activation equals the threshold and
         the pixel's tie key is at most the cut (see :mod:`logiclens.vision.activations.ties`).
+    ranges : (low, high) float arrays of shape (U, K), optional
+        Count K activation ranges per unit instead (rows ``u * K + k``), every range of a
+        map from the same upsampling (see :func:`~logiclens.vision.activations.active.range_pixels`);
+        ``thresholds`` and ``tie_cuts`` are then ignored.
     """
 
     def __init__(
@@ -52,14 +58,23 @@ class UnitCountAccumulator:
         upsampler: BilinearUpsampler,
         n_variants: int = 1,
         tie_cuts: ArrayLike | None = None,
+        ranges: tuple[ArrayLike, ArrayLike] | None = None,
     ) -> None:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.ranges = None
+        self.n_ranges = 1
+        if ranges is not None:
+            low, high = (np.asarray(r, np.float32) for r in ranges)
+            self.ranges = (low, high)
+            self.n_ranges = low.shape[1]
+            self.thresholds = low[:, 0]
         self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
         self.upsampler = upsampler
         self.n_variants = int(n_variants)
-        self._counts = [sp.csr_array((self.n_units, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        self._rows = self.n_units * self.n_ranges
+        self._counts = [sp.csr_array((self._rows, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
         self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
         self._seen = np.zeros(self.n_signatures, bool)
@@ -95,8 +110,84 @@ class UnitCountAccumulator:
         maxima = maps.reshape(n, n_units, -1).max(axis=2)
         if not np.isfinite(maxima).all():
             raise ValueError("activations contain NaN or infinite values")
-        images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         flat = [ids.reshape(n, -1) for ids in variants]
+        if self.ranges is not None:
+            self._add_ranges(maps, maxima, flat)
+        else:
+            self._add_above(maps, maxima, flat, first_image)
+        if self._pending_size > 5_000_000:
+            self._compact()
+
+    def _add_ranges(self, maps: NDArray, maxima: NDArray, flat: list[NDArray]) -> None:
+        """Count every range of every map of the batch, one image (and a block of units) at a time.
+
+        Each map is upsampled in full once, with the arithmetic of
+        :func:`~logiclens.vision.activations.active.range_pixels` (pixel for pixel the same
+        values). The output grid is cut into square tiles of :data:`_TILE` pixels; a tile whose
+        pixels all lie in one range of the unit adds the tile's per-signature pixel counts
+        (one sparse product for all tiles, units and variants), and only the pixels of the
+        other tiles are tallied one by one.
+        """
+        assert self.ranges is not None
+        low, high = self.ranges
+        k_ranges = self.n_ranges
+        height, width = self.upsampler.out_size
+        tile = _TILE
+        rows_t, cols_t = -(-height // tile), -(-width // tile)
+        pixel_tile = ((np.arange(height) // tile)[:, None] * cols_t + (np.arange(width) // tile)[None, :]).ravel()
+        n_tiles = rows_t * cols_t
+        block = max(1, 8_000_000 // (height * width))
+        for image in range(len(maps)):
+            tile_counts = []
+            for ids in flat:
+                used = ids[image] >= 0
+                pairs = (pixel_tile[used], ids[image][used])
+                tile_counts.append(
+                    sp.csr_array((np.ones(int(used.sum()), np.int64), pairs), shape=(n_tiles, self.n_signatures))
+                )
+            stacked = sp.hstack(tile_counts, format="csr")
+            counted = [counts.nnz > 0 for counts in tile_counts]
+            units = np.flatnonzero(maxima[image] >= low[:, 0])
+            for start in range(0, len(units), block):
+                chosen = units[start : start + block]
+                values = self.upsampler(maps[image, chosen])  # (u, H, W)
+                k = np.zeros(values.shape, np.int8)
+                for bound in range(1, k_ranges):
+                    k += values >= low[chosen, bound][:, None, None]
+                kk = k.astype(np.intp)
+                rows = np.arange(len(chosen))[:, None, None]
+                inside = (values >= low[chosen][rows, kk]) & (values <= high[chosen][rows, kk])
+                r = np.where(inside, k, np.int8(-1))
+                padded = np.full((len(chosen), rows_t * tile, cols_t * tile), -1, np.int8)
+                padded[:, :height, :width] = r
+                tiles = padded.reshape(len(chosen), rows_t, tile, cols_t, tile)
+                lowest, highest = tiles.min(axis=(2, 4)), tiles.max(axis=(2, 4))
+                pure = (lowest == highest) & (lowest >= 0)  # (u, rows_t, cols_t)
+                unit_index, tile_index = np.nonzero(pure.reshape(len(chosen), -1))
+                if len(unit_index):
+                    row_of = chosen[unit_index] * k_ranges + lowest.reshape(len(chosen), -1)[unit_index, tile_index]
+                    indicator = sp.csr_array(
+                        (np.ones(len(row_of), np.int64), (row_of, tile_index)), shape=(self._rows, n_tiles)
+                    )
+                    product = (indicator @ stacked).tocoo()
+                    variant, signature = np.divmod(product.col, self.n_signatures)
+                    for v in range(self.n_variants):
+                        take = variant == v
+                        self._pending[v].append((product.row[take], signature[take], product.data[take]))
+                    self._pending_size += product.nnz
+                mixed = (r >= 0) & ~np.repeat(np.repeat(pure, tile, axis=1), tile, axis=2)[:, :height, :width]
+                unit_index, pixel = np.nonzero(mixed.reshape(len(chosen), -1))
+                if len(unit_index):
+                    row_of = chosen[unit_index] * k_ranges + r.reshape(len(chosen), -1)[unit_index, pixel]
+                    for v, ids in enumerate(flat):
+                        if not counted[v]:  # the image is left out of this variant
+                            continue
+                        signatures = ids[image][pixel]
+                        keep = signatures >= 0
+                        self._tally(v, row_of[keep], signatures[keep])
+
+    def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
+        images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
             pair, pixel = active_pixels(
@@ -108,8 +199,6 @@ class UnitCountAccumulator:
                 signatures = ids[active_images, pixel]
                 keep = signatures >= 0
                 self._tally(variant, active_units[keep], signatures[keep])
-        if self._pending_size > 5_000_000:
-            self._compact()
 
     def _tally(self, variant: int, units: NDArray[np.intp], signatures: NDArray[np.integer]) -> None:
         """Add one count per (unit, signature) pair."""
@@ -120,8 +209,8 @@ class UnitCountAccumulator:
         self._seen[present] = False
         self._local[present] = np.arange(len(present))
         keys = units.astype(np.int64) * len(present) + self._local[signatures]
-        if self.n_units * len(present) <= 4 * len(keys) + 65536:
-            per_key = np.bincount(keys, minlength=self.n_units * len(present))
+        if self._rows * len(present) <= 4 * len(keys) + 65536:
+            per_key = np.bincount(keys, minlength=self._rows * len(present))
             keys = np.flatnonzero(per_key)
             counts = per_key[keys]
         else:
@@ -134,7 +223,7 @@ class UnitCountAccumulator:
         for variant, pending in enumerate(self._pending):
             if pending:
                 rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
-                shape = (self.n_units, self.n_signatures)
+                shape = (self._rows, self.n_signatures)
                 self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
         self._pending = [[] for _ in range(self.n_variants)]
         self._pending_size = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,9 @@ from logiclens.core.concepts import ConceptSet
 from logiclens.core.io import atomic_write_text
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
+from logiclens.runs.interchange import results_jsonl
 from logiclens.vision.dissect.masks import masks_stage
-from logiclens.vision.dissect.record import record_stage
+from logiclens.vision.dissect.record import check_layers, record_stage
 from logiclens.vision.dissect.regions import regions_stage
 from logiclens.vision.dissect.search import search_stage
 from logiclens.vision.dissect.settings import DissectionSettings
@@ -48,8 +50,9 @@ def dissect(
 
     Parameters
     ----------
-    model : logiclens.vision.models.ModelAdapter
-        A model with ``module``, ``preprocess`` and ``config()``.
+    model : logiclens.vision.models.ModelAdapter or logiclens.vision.dissect.ActivationFile
+        A model with ``module``, ``preprocess`` and ``config()``, or activations recorded
+        elsewhere, aligned with the probe's images.
     probe : ProbeDataset
     out : path
         Run directory. Rerunning with the same inputs reuses finished stages and resumes
@@ -68,6 +71,7 @@ def dissect(
         ``out/comparison_<layer>.csv`` (see :mod:`logiclens.vision.dissect.regions`).
     """
     check_device(settings.device)
+    layouts = check_layers(model, probe, settings)  # shapes and the SAE, before anything is written
     run = RunDirectory(out)
     config = {
         "model": model.config(),
@@ -75,6 +79,8 @@ def dissect(
         "n_concepts": len(probe.concept_names),
         "settings": settings.to_config(),
     }
+    if any(info["layout"] != "maps" for info in layouts.values()) or settings.sae is not None:
+        config["layouts"] = layouts  # what was done to each layer's output
     run.write_json(layout.CONFIG, config)
     run.write_json(layout.ENVIRONMENT, environment())
     record_key = record_stage(run, model, probe, settings, verbose)
@@ -89,5 +95,9 @@ def dissect(
             regions_stage(run, model, probe, layer, record_key, concepts, split, frames[-1], settings, verbose)
     # the per-layer files as written (a rerun that reuses them must not retype a column)
     tables = [(run / layout.results_file(layer)).read_text(encoding="utf-8") for layer in settings.layers]
-    atomic_write_text(run / layout.RESULTS, tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:]))
+    table = tables[0] + "".join(t.split("\n", 1)[1] for t in tables[1:])
+    # from the table as written, so that a rerun that reuses the stages writes the same bytes
+    written = pd.read_csv(io.StringIO(table), dtype={"unit": str})
+    atomic_write_text(run / layout.RESULTS_JSONL, results_jsonl(written, model.name))
+    atomic_write_text(run / layout.RESULTS, table)
     return pd.concat(frames, ignore_index=True)

@@ -36,6 +36,7 @@ def count_unit_masks(
     tie_cuts: np.ndarray | None = None,
     batch_size: int = 64,
     verbose: int = 0,
+    ranges: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[UnitMasks]:
     """Upsample, threshold and count every unit's active pixels per signature.
 
@@ -50,6 +51,9 @@ def count_unit_masks(
         against (-1: left out). Default: one variant, every image against itself.
     tie_cuts : (units,) array, optional
         Tie-breaking cuts (see :mod:`logiclens.vision.activations.ties`).
+    ranges : (low, high) arrays (units, K), optional
+        Count K activation ranges per unit instead of ``> threshold``, all from the same
+        upsampling; unit u's range k is row ``u * K + k``, named ``"u:k"``.
 
     Returns
     -------
@@ -58,7 +62,7 @@ def count_unit_masks(
     n_images, n_units, h, w = activations.shape
     variants = variants or [np.arange(n_images)]
     upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
-    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, len(variants), tie_cuts)
+    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, len(variants), tie_cuts, ranges)
     batches = batch_slices(n_images, batch_size)
     for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
         own = np.asarray(signatures[part])
@@ -76,16 +80,22 @@ def count_unit_masks(
                 ids[np.flatnonzero(used)[order]] = read
             maps_per_variant.append(ids)
         accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant, part.start)
-    names = [str(u) for u in range(n_units)]
+    names = range_names(n_units, ranges[0].shape[1]) if ranges is not None else [str(u) for u in range(n_units)]
     return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
 
 
-def save_variants(path: Path, masks: list[UnitMasks]) -> None:
+def range_names(n_units: int, k: int) -> list[str]:
+    """``"u:k"``: the names of the rows of ranged unit masks."""
+    return [f"{u}:{r}" for u in range(n_units) for r in range(k)]
+
+
+def save_variants(path: Path, masks: list[UnitMasks], n_ranges: int = 1) -> None:
     stacked = sp.vstack([m.counts for m in masks], format="csr")
+    extra = {"n_ranges": np.array(n_ranges)} if n_ranges > 1 else {}
     atomic_savez(
         path,
         {"indptr": stacked.indptr, "indices": stacked.indices, "data": stacked.data,
-         "n_variants": np.array(len(masks)), "n_signatures": np.array(stacked.shape[1])},
+         "n_variants": np.array(len(masks)), "n_signatures": np.array(stacked.shape[1]), **extra},
     )  # fmt: skip
 
 
@@ -95,7 +105,8 @@ def load_variants(path: Path) -> list[UnitMasks]:
     n_rows = len(data["indptr"]) - 1
     stacked = sp.csr_array((data["data"], data["indices"], data["indptr"]), shape=(n_rows, n_signatures))
     per = n_rows // n_variants
-    names = [str(u) for u in range(per)]
+    n_ranges = int(data["n_ranges"]) if "n_ranges" in data else 1
+    names = range_names(per // n_ranges, n_ranges) if n_ranges > 1 else [str(u) for u in range(per)]
     return [UnitMasks(stacked[v * per : (v + 1) * per], names) for v in range(n_variants)]
 
 
@@ -118,9 +129,12 @@ def masks_stage(
         return key, load_variants(path)
     activations = np.load(run / layout.record_file(layer), mmap_mode="r")
     signatures = np.load(run / layout.SIGNATURES, mmap_mode="r")
+    stored = read_npz(run / layout.thresholds_file(layer))
+    ranges = (stored["range_low"], stored["range_high"]) if "range_low" in stored else None
     masks = count_unit_masks(
-        activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose
-    )
-    save_variants(path, masks)
+        activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose,
+        ranges=ranges,
+    )  # fmt: skip
+    save_variants(path, masks, 1 if ranges is None else ranges[0].shape[1])
     run.finish(f"masks:{layer}", key, [layout.units_file(layer)], variants=len(masks))
     return key, masks

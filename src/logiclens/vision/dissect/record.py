@@ -1,7 +1,9 @@
 """The record stage: one pass over the probe.
 
 The model's layer outputs go to float16 ``.npy`` memmaps (``record/<layer>.npy``, shape
-(images, units, h, w)), each image's annotation pixels are grouped into signatures
+(images, units, h, w); token and channels-last layers are brought to that layout, see
+:mod:`logiclens.vision.activations.shapes`, and an SAE's latents replace the layer's units
+where one is given), each image's annotation pixels are grouped into signatures
 (``record/signatures.npy``, shape (images, H, W)), and the concept set's running state is
 checkpointed with them, so that an interrupted pass resumes at the last checkpoint.
 
@@ -10,7 +12,7 @@ output is kept too (``record/predictions.npy``: logits (images, classes); for he
 than :data:`~logiclens.runs.layout.MAX_STORED_CLASSES`, ``record/top_classes.npy`` and
 ``record/top_logits.npy``), with the probe's class labels (``record/targets.npy``, -1 where
 an image has none; see :meth:`~logiclens.vision.probes.base.ProbeDataset.class_label`).
-A model whose output is not (n, classes) records no predictions.
+A model whose output is not (n, classes), or an activation file, records no predictions.
 """
 
 from __future__ import annotations
@@ -31,20 +33,163 @@ from logiclens.core.io import atomic_savez, read_npz
 from logiclens.core.signatures import SignatureIndex
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
+from logiclens.vision.activations.shapes import describe_layout, to_maps
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.probes.base import ProbeDataset
 
-__all__ = ["record_stage"]
+__all__ = ["ActivationFile", "check_layers", "record_stage"]
+
+
+class ActivationFile:
+    """Activations recorded elsewhere (JAX, TensorFlow, TransformerLens, nnsight ...), in place of a model.
+
+    Parameters
+    ----------
+    path : path
+        An ``.npy`` array aligned with the probe's image order: (n, C, h, w), (n, tokens,
+        dim), (n, C) or, with ``channels_last``, (n, h, w, C). Read as a memmap, batch by batch.
+    layer : str
+        The name the run gives the layer (default ``activations``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], layer: str = "activations") -> None:
+        from logiclens.core.fingerprint import file_digest
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"--activations {self.path}: no such file")
+        try:
+            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise ValueError(f"{self.path}: not a .npy array file ({str(error).splitlines()[0]})") from None
+        if not isinstance(self.array, np.ndarray) or self.array.dtype.kind not in "fiu":
+            raise ValueError(f"{self.path}: activations must be a numeric .npy array")
+        self.name = self.path.name
+        self.layer = layer
+        self.default_layers = [layer]
+        self.sha256 = file_digest(self.path)
+
+    def config(self) -> dict[str, Any]:
+        """The file, its digest and shape (for ``config.json`` and cache keys)."""
+        return {
+            "name": self.name,
+            "activations": str(self.path),
+            "sha256": self.sha256,
+            "shape": list(self.array.shape),
+        }
+
+    def check(self, n_images: int) -> None:
+        """Raise ValueError, on one line, unless the file holds one row per probe image."""
+        if self.array.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"{self.path}: activations have shape {self.array.shape}; expected (n, C, h, w), (n, tokens, dim), "
+                "(n, C) or (n, h, w, C) with --channels-last"
+            )
+        if len(self.array) != n_images:
+            raise ValueError(
+                f"{self.path}: activations hold {len(self.array):,} images but the probe has {n_images:,}; "
+                "record them on the probe's images, in its order"
+            )
+
+
+def _layer_maps(array: np.ndarray, layer: str, settings: DissectionSettings, sae: Any) -> np.ndarray:
+    """A batch of one layer's output as float32 (n, units, h, w) maps: reshaped, then encoded by the SAE."""
+    maps = to_maps(np.asarray(array, dtype=np.float32), layer, settings.extra_tokens, settings.channels_last)
+    if sae is not None:
+        maps = sae.encode(maps.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(maps)
+
+
+def _capture(model: Any, recorder: Any, batch: Any, settings: DissectionSettings) -> dict[str, np.ndarray]:
+    """The layers' raw outputs on a probe batch (from the model, or the activation file)."""
+    if isinstance(model, ActivationFile):
+        return {model.layer: np.asarray(model.array[int(batch.indices[0]) : int(batch.indices[-1]) + 1])}
+    import torch
+
+    images = model.preprocess(torch.from_numpy(batch.images))
+    images = images.to(settings.device, memory_format=torch.channels_last)
+    first, stop = int(batch.indices[0]), int(batch.indices[-1]) + 1
+    try:
+        captured = recorder.run(images)
+    except Exception as error:  # the user's model: say where it failed, on one line
+        raise ValueError(
+            f"the model's forward pass failed on images {first}..{stop - 1}: {type(error).__name__}: {error}"
+        ) from error
+    return {layer: tensor.float().numpy() for layer, tensor in captured.items()}
+
+
+def check_layers(model: Any, probe: ProbeDataset, settings: DissectionSettings) -> dict[str, dict[str, Any]]:
+    """Check the layers' shapes (and the SAE) on the first image, before anything is written.
+
+    Returns
+    -------
+    dict
+        Per layer, what was done to its output (:func:`describe_layout`), and the SAE.
+
+    Raises
+    ------
+    ValueError
+        On one line: a token count that is no grid, a shape that fits no layout, an SAE
+        whose ``d_in`` differs from the layer's units, a file that does not match the probe.
+    """
+    from contextlib import nullcontext
+
+    from logiclens.sae import load_sae
+
+    sae = load_sae(settings.sae) if settings.sae is not None else None
+    if isinstance(model, ActivationFile):
+        model.check(len(probe))
+        if settings.layers != [model.layer]:
+            model.layer = settings.layers[0]
+            if len(settings.layers) != 1:
+                raise ValueError("an activation file holds one layer; give one --layer name (or none)")
+        context: Any = nullcontext()
+    else:
+        from logiclens.hooks import LayerRecorder
+
+        context = LayerRecorder(model.module, settings.layers)
+    with context as recorder:
+        batch = next(iter(probe.batches(1, start=0, stop=1)))
+        captured = _capture(model, recorder, batch, settings)
+    layouts = {}
+    for layer, array in captured.items():
+        to_maps(array[:1], layer, settings.extra_tokens, settings.channels_last)  # raises on a bad shape
+        info = describe_layout(tuple(array.shape[1:]), settings.extra_tokens, settings.channels_last)
+        if sae is not None:
+            if info["units"] != sae.d_in:
+                raise ValueError(
+                    f"the SAE in {sae.path} reads {sae.d_in} values per position (d_in), but layer {layer!r} "
+                    f"has {info['units']} units; choose the layer the SAE was trained on"
+                )
+            info["sae"] = sae.config()
+        layouts[layer] = info
+    return layouts
 
 
 def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: DissectionSettings, verbose: int) -> str:
-    """Record activations and signatures (resuming an interrupted pass); returns the stage fingerprint."""
-    import torch
+    """Record activations and signatures (resuming an interrupted pass); returns the stage fingerprint.
 
-    from logiclens.hooks import LayerRecorder
+    ``model`` is a model adapter or an :class:`ActivationFile`.
+    """
+    from contextlib import nullcontext
 
-    parts: list[Any] = [model.config(), probe.config(), probe.fingerprint(), settings.layers]
-    if settings.record_predictions:
+    from logiclens.sae import load_sae
+
+    extra = settings.layout_config()
+    if settings.sae is not None:
+        sae = load_sae(settings.sae)
+        extra["sae"] = sae.config()
+    else:
+        sae = None
+    predicting = settings.record_predictions and not isinstance(model, ActivationFile)
+    parts: list[Any] = [
+        model.config(),
+        probe.config(),
+        probe.fingerprint(),
+        settings.layers,
+        *([extra] if extra else []),
+    ]
+    if predicting:
         parts.append(
             {"predictions": 1, "n_top": layout.N_TOP_CLASSES, "label_space": getattr(model, "label_space", None)}
         )
@@ -57,7 +202,7 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     n_images = len(probe)
     mask_h, mask_w = probe.mask_size
     completed = int(state["completed"]) if state and not state.get("done") else 0
-    resumed = _resume(run, settings, completed) if completed else None
+    resumed = _resume(run, settings.layers, predicting, completed) if completed else None
     if resumed is not None:
         index, signatures, outputs, heads, targets = resumed
     else:
@@ -69,14 +214,22 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
         for name in (layout.PREDICTIONS, layout.TOP_CLASSES, layout.TOP_LOGITS, layout.TARGETS):
             (run / name).unlink(missing_ok=True)
         targets = None
-        if settings.record_predictions:
+        if predicting:
             targets = allocate(run / layout.TARGETS, np.int64, (n_images,))
             targets[:] = -1
     class_names = getattr(model, "class_names", None)
     space = probe.class_label_space
     labelled = space is None or space == getattr(model, "label_space", None)
-    # channels-last convolutions run about 1.5x faster on CPU (measured on EfficientNet-Lite0)
-    module = model.module.to(settings.device, memory_format=torch.channels_last)
+    if isinstance(model, ActivationFile):
+        context: Any = nullcontext()
+    else:
+        import torch
+
+        from logiclens.hooks import LayerRecorder
+
+        # channels-last convolutions run about 1.5x faster on CPU (measured on EfficientNet-Lite0)
+        module = model.module.to(settings.device, memory_format=torch.channels_last)
+        context = LayerRecorder(module, settings.layers, stop_early=not predicting)
     last_checkpoint = time.monotonic()
 
     def checkpoint(done_images: int) -> None:
@@ -88,24 +241,11 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
         run.update("record", key, completed=done_images, n_images=n_images, shapes=shapes, done=False)
 
     progress = tqdm(total=n_images, initial=completed, desc="recording", unit="img", disable=None if verbose else True)
-    recording = LayerRecorder(module, settings.layers, stop_early=not settings.record_predictions)
-    with progress, recording as recorder:
+    with progress, context as recorder:
         for batch in probe.batches(settings.batch_size, start=completed):
-            images = model.preprocess(torch.from_numpy(batch.images))
-            images = images.to(settings.device, memory_format=torch.channels_last)
             first, stop = int(batch.indices[0]), int(batch.indices[-1]) + 1
-            try:
-                captured = recorder.run(images)
-            except Exception as error:  # the user's model: say where it failed, on one line
-                raise ValueError(
-                    f"the model's forward pass failed on images {first}..{stop - 1}: {type(error).__name__}: {error}"
-                ) from error
-            for layer, tensor in captured.items():
-                array = tensor.float().numpy()
-                if array.ndim == 2:
-                    array = array[:, :, None, None]
-                if array.ndim != 4:
-                    raise ValueError(f"layer {layer!r} has output shape {tuple(tensor.shape)}; expected (n, C, h, w)")
+            for layer, raw in _capture(model, recorder, batch, settings).items():
+                array = _layer_maps(raw, layer, settings, sae)
                 if not np.isfinite(array).all():
                     raise ValueError(
                         f"layer {layer!r} produced NaN or infinite activations on images {first}..{stop - 1}"
@@ -114,7 +254,7 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
                     outputs[layer] = allocate(run / layout.record_file(layer), np.float16, (n_images, *array.shape[1:]))
                 outputs[layer][first:stop] = array.astype(np.float16)
             labels = batch.labels
-            if settings.record_predictions and recorder.output is not None:
+            if predicting and recorder.output is not None:
                 _keep_head(run, heads, recorder.output, first, stop, n_images)
             if targets is not None and labelled:
                 n_classes = _n_classes(heads)
@@ -132,20 +272,33 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     concepts.save(run / layout.CONCEPTS)
     files = [layout.record_file(layer) for layer in settings.layers] + [layout.SIGNATURES, layout.CONCEPTS]
     files += [name for name in (*heads, *([layout.TARGETS] if targets is not None else []))]
-    run.finish("record", key, files)
+    info: dict[str, Any] = {}
+    if sae is not None:  # latents never active on the probe
+        info["dead_units"] = {layer: _dead_units(outputs[layer]) for layer in settings.layers}
+    run.finish("record", key, files, **info)
     return key
 
 
+def _dead_units(array: np.ndarray) -> list[int]:
+    """Units whose activation is never above zero (read batch by batch)."""
+    alive = np.zeros(array.shape[1], bool)
+    for start in range(0, len(array), 256):
+        alive |= (
+            np.asarray(array[start : start + 256]).reshape(min(256, len(array) - start), array.shape[1], -1) > 0
+        ).any(axis=(0, 2))
+    return [int(u) for u in np.flatnonzero(~alive)]
+
+
 def _resume(
-    run: RunDirectory, settings: DissectionSettings, completed: int
+    run: RunDirectory, layers: list[str], predicting: bool, completed: int
 ) -> tuple[SignatureIndex, np.memmap, dict, dict, np.memmap | None] | None:
     """The state of an interrupted recording, or None (with a notice) when its files are damaged."""
     try:
         index = SignatureIndex.from_state_dict(read_npz(run / "record" / "index_state.npz"))
         signatures = open_memmap(run / layout.SIGNATURES, mode="r+")
-        outputs = {layer: open_memmap(run / layout.record_file(layer), mode="r+") for layer in settings.layers}
+        outputs = {layer: open_memmap(run / layout.record_file(layer), mode="r+") for layer in layers}
         heads = _open_heads(run, "r+")
-        targets = open_memmap(run / layout.TARGETS, mode="r+") if settings.record_predictions else None
+        targets = open_memmap(run / layout.TARGETS, mode="r+") if predicting else None
     except (OSError, ValueError) as error:
         run.log(f"{run.path}: the interrupted recording cannot be resumed ({error}); recording from the start")
         return None

@@ -7,7 +7,7 @@ import pandas as pd
 
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.fingerprint import fingerprint
-from logiclens.core.io import atomic_write_text
+from logiclens.core.io import atomic_write_text, read_npz
 from logiclens.core.masks import UnitMasks
 from logiclens.explain.base import clone, result_params
 from logiclens.explain.validation import Variants
@@ -65,7 +65,21 @@ def search_stage(
     explainer.fit_variants(variants_of(concepts, masks, split, signatures))
     frame = explainer.explanations_.copy()
     frame.insert(0, "layer", layer)
+    stored = read_npz(run / layout.thresholds_file(layer))
+    if "range_low" in stored:  # activation ranges: unit u's range k was row "u:k"
+        low, high = stored["range_low"], stored["range_high"]
+        parts = frame.unit.astype(str).str.split(":", expand=True)
+        unit, index = parts[0].astype(int).to_numpy(), parts[1].astype(int).to_numpy()
+        frame["unit"] = parts[0]
+        at = frame.columns.get_loc("unit") + 1
+        frame.insert(at, "range_index", index)
+        frame.insert(at + 1, "range_low", low[unit, index])
+        frame.insert(at + 2, "range_high", high[unit, index])
+        thresholds = low[unit, index]
     frame.insert(frame.columns.get_loc("length") + 1, "threshold", thresholds)
+    if settings.sae is not None:  # SAE latents never active on the probe
+        dead = set(run.manifest["record"].get("dead_units", {}).get(layer, []))
+        frame["dead"] = [int(str(unit).split(":")[0]) in dead for unit in frame.unit]
     atomic_write_text(path, frame.to_csv(index=False))
     atomic_write_text(
         run / layout.top_formulas_file(layer), explainer.top_formulas_.assign(layer=layer).to_csv(index=False)

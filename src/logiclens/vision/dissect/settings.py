@@ -65,6 +65,18 @@ class DissectionSettings:
         directions, random subsets), and writes the size-matched comparison with the neurons.
     regions : RegionUnitSettings
         How code clusters and baselines are made (``units="code-clusters"``).
+    extra_tokens : int, optional
+        Token layers (n, tokens, dim): leading tokens that are not patches (CLS,
+        registers). Default: one when the rest is a perfect square (see
+        :mod:`logiclens.vision.activations.shapes`).
+    channels_last : bool
+        4-D layer outputs (and ``activations`` files) are (n, h, w, C).
+    sae : str, optional
+        Folder of a sparse autoencoder in SAELens' format (:mod:`logiclens.sae`): its
+        latents, encoded from the layer's activations, are the units.
+    ranges : int
+        K activation ranges per unit (Clustered Compositional Explanations; see
+        :mod:`logiclens.vision.activations.ranges`); 1 (default) is the top quantile.
     """
 
     layers: list[str]
@@ -79,6 +91,10 @@ class DissectionSettings:
     record_predictions: bool = True
     units: str = "neurons"
     regions: RegionUnitSettings = field(default_factory=RegionUnitSettings)
+    extra_tokens: int | None = None
+    channels_last: bool = False
+    sae: str | None = None
+    ranges: int = 1
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -95,6 +111,10 @@ class DissectionSettings:
             raise ValueError(f"the fixed threshold must be a finite number, got {self.fixed_threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.extra_tokens is not None and self.extra_tokens < 0:
+            raise ValueError(f"extra_tokens must be >= 0, got {self.extra_tokens}")
+        if self.ranges < 1:
+            raise ValueError(f"ranges must be >= 1, got {self.ranges}")
         check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
         self.explainer.check_params()  # the search's own parameters, checked before anything is written
         if self.units not in UNIT_KINDS:
@@ -115,5 +135,18 @@ class DissectionSettings:
             "checkpoint_seconds": self.checkpoint_seconds,
             "record_predictions": self.record_predictions,
             **({"units": self.units, "regions": self.regions.to_config()} if self.units != "neurons" else {}),
+            **self.layout_config(),
+            **({"ranges": self.ranges} if self.ranges != 1 else {}),
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }
+
+    def layout_config(self) -> dict[str, Any]:
+        """The options that change what the record stage stores (empty at their defaults, so old keys hold)."""
+        options: dict[str, Any] = {}
+        if self.extra_tokens is not None:
+            options["extra_tokens"] = self.extra_tokens
+        if self.channels_last:
+            options["channels_last"] = True
+        if self.sae is not None:
+            options["sae"] = str(self.sae)
+        return options

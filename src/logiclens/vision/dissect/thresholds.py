@@ -17,6 +17,7 @@ from logiclens.core.fingerprint import fingerprint
 from logiclens.core.io import atomic_savez, read_npz
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
+from logiclens.vision.activations.ranges import activation_ranges
 from logiclens.vision.activations.thresholds import StreamingTopQuantile
 from logiclens.vision.activations.ties import NO_TIES, tie_cuts
 from logiclens.vision.activations.upsample import BilinearUpsampler
@@ -74,15 +75,23 @@ def thresholds_stage(
     settings: DissectionSettings,
     verbose: int,
 ) -> tuple[str, np.ndarray, np.ndarray]:
+    """The layer's thresholds and tie cuts (and, with ``settings.ranges > 1``, its ranges in the file)."""
     key = fingerprint(
         "thresholds", record_key, run.output_digest("record", layout.record_file(layer)), layer,
         settings.threshold_mode, settings.top_fraction, settings.fixed_threshold,
+        *([{"ranges": settings.ranges}] if settings.ranges > 1 else []),
     )  # fmt: skip
     path = run / layout.thresholds_file(layer)
     if run.is_done(f"thresholds:{layer}", key):
         data = read_npz(path)
         return key, data["thresholds"], data["tie_cuts"]
     activations = np.load(run / layout.record_file(layer), mmap_mode="r")
+    if settings.ranges > 1:  # each range's lower bound stands for the unit's threshold
+        low, high = activation_ranges(activations, settings.ranges)
+        thresholds, cuts = low[:, 0], np.full(activations.shape[1], NO_TIES)
+        atomic_savez(path, {"thresholds": thresholds, "tie_cuts": cuts, "range_low": low, "range_high": high})
+        run.finish(f"thresholds:{layer}", key, [layout.thresholds_file(layer)], mode="ranges", ranges=settings.ranges)
+        return key, thresholds, cuts
     if settings.threshold_mode == "fixed":
         thresholds = np.full(activations.shape[1], settings.fixed_threshold, dtype=np.float64)
         cuts = np.full(activations.shape[1], NO_TIES)
