@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -103,3 +104,27 @@ def test_an_interrupted_recording_with_truncated_files_starts_over(reference: Pa
     _damage(run / layout.record_file(LAYER), "truncate")
     _run(run)
     assert _snapshot(run) == _snapshot(reference)
+
+
+@pytest.mark.parametrize("verify", ["stat", "full"])
+def test_an_edited_probe_file_is_noticed(tmp_path: Path, verify: str) -> None:
+    """A folder probe's fingerprint changes when an image is rewritten: by modification time, or by content."""
+    pytest.importorskip("PIL")
+    from logiclens.vision.probes.segmentation import SegmentationFolderProbe
+    from test_cli_dissect import _write_segmentation_folder
+
+    folder = _write_segmentation_folder(tmp_path / "probe", PlantedProbe(n_images=4))
+    before = SegmentationFolderProbe(folder, image_size=(16, 16), verify=verify).fingerprint()
+    assert SegmentationFolderProbe(folder, image_size=(16, 16), verify=verify).fingerprint() == before
+    image = folder / "images" / "img001.png"
+    data = bytearray(image.read_bytes())
+    stat = image.stat()
+    image.write_bytes(bytes(data))  # same bytes, new modification time
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = SegmentationFolderProbe(folder, image_size=(16, 16), verify=verify).fingerprint()
+    assert (touched != before) if verify == "stat" else (touched == before)  # content unchanged
+    data[-20] ^= 0xFF  # an edit of the same size, its time put back
+    image.write_bytes(bytes(data))
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    edited = SegmentationFolderProbe(folder, image_size=(16, 16), verify=verify).fingerprint()
+    assert (edited == before) if verify == "stat" else (edited != before)

@@ -50,6 +50,10 @@ def register(commands: Any) -> None:
     dissect.add_argument("--categories", help="Broden categories, comma-separated (e.g. object,part,color)")
     dissect.add_argument("--sources", help="Broden image sources, comma-separated (e.g. ade20k)")
     dissect.add_argument("--class-map", help="Broden: CSV scene,class giving images the model's classes (analysis)")
+    dissect.add_argument(
+        "--verify-inputs", choices=("stat", "full"), default="stat",
+        help="notice edited probe files by size and modification time (default) or by content",
+    )  # fmt: skip
     dissect.add_argument("--seed", type=int, default=0, help="seed of generated probes, the split and the null")
     dissect.add_argument(
         "--quantile", type=open_fraction, default=0.005, help="top fraction q per unit (default 0.005)"
@@ -111,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         categories=args.categories.split(",") if args.categories else None,
         sources=args.sources.split(",") if args.sources else None,
         class_map=args.class_map,
+        verify=args.verify_inputs,
     )
     settings = DissectionSettings(
         layers=list(layers),

@@ -26,6 +26,7 @@ from logiclens.vision.probes.segmentation import (
     check_size,
     existing_dir,
     existing_file,
+    fingerprint_inputs,
     hash_files,
     lookup_table,
     parse_int,
@@ -266,8 +267,10 @@ class BrodenProbe(ProbeDataset):
         n_images: int | None = None,
         image_size: tuple[int, int] | None = None,
         class_map: str | Path | None = None,
+        verify: str = "stat",
     ) -> None:
         self.root = existing_dir(root, "Broden folder")
+        self.verify = verify
         self.index_file = str(index_file)
         self._index_path = existing_file(self.root / self.index_file, "Broden index")
         self._label_path = existing_file(self.root / "label.csv", "Broden label table")
@@ -282,7 +285,9 @@ class BrodenProbe(ProbeDataset):
             self._scan(), self._scanner.known, self._label_path
         )
         self._lookup = lookup_table(self.label_ids)
-        self._hash = hash_files([self._index_path, self._label_path])
+        files = [self._images / row.image for row in self._rows]
+        files += [self._images / relative for row in self._rows for _, paths in row.pixel for relative in paths]
+        self._hash = fingerprint_inputs(self.root, [self._index_path, self._label_path], files, verify)
         self.class_map = None if class_map is None else existing_file(Path(class_map).expanduser(), "class map")
         self._scene_classes = self._read_class_map() if self.class_map is not None else {}
 
@@ -357,6 +362,7 @@ class BrodenProbe(ProbeDataset):
             "image_size": list(self.image_size),
             "mask_size": list(self.mask_size),
             "content_hash": self._hash,
+            **({"verify": self.verify} if self.verify != "stat" else {}),
             **({} if self.class_map is None else {"class_map": str(self.class_map),
                                                   "class_map_hash": hash_files([self.class_map])}),
         }  # fmt: skip

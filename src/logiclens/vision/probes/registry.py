@@ -43,6 +43,7 @@ def open_probe(
     sources: Sequence[str] | None = None,
     fetch: bool = True,
     class_map: str | None = None,
+    verify: str = "stat",
 ) -> ProbeDataset:
     """Open the probe named by ``spec``.
 
@@ -63,6 +64,9 @@ def open_probe(
         Allow fetching the stamps package into the user's cache.
     class_map : str, optional
         Broden only: a ``scene,class`` CSV giving images ground-truth classes of the model.
+    verify : {"stat", "full"}
+        Folder probes (Broden, segmentation folders): fingerprint their files by size and
+        modification time (cheap, the default) or by content, so that a run notices edits.
     """
     if class_map is not None and not spec.startswith("broden:"):
         raise ValueError("--class-map applies to broden:PATH probes (segmentation folders use classes.csv)")
@@ -85,12 +89,13 @@ def open_probe(
 
         size = (image_size, image_size) if image_size else None
         return BrodenProbe(
-            path, categories=categories, sources=sources, n_images=n_images, image_size=size, class_map=class_map
-        )
+            path, categories=categories, sources=sources, n_images=n_images, image_size=size, class_map=class_map,
+            verify=verify,
+        )  # fmt: skip
     if kind == "segmentation" and path:
         from logiclens.vision.probes.segmentation import SegmentationFolderProbe
 
-        return SegmentationFolderProbe(path, n_images=n_images, image_size=(image_size, image_size))
+        return SegmentationFolderProbe(path, n_images=n_images, image_size=(image_size, image_size), verify=verify)
     raise ValueError(f"unknown probe {spec!r}; expected one of {', '.join(PROBE_KINDS)}")
 
 
@@ -120,7 +125,7 @@ def _reopen_broden(config: Mapping[str, Any]) -> ProbeDataset:
     return BrodenProbe(
         config["root"], index_file=config.get("index_file", "index.csv"), categories=config.get("categories"),
         sources=config.get("sources"), n_images=config.get("n_images"), image_size=tuple(config["image_size"]),
-        class_map=config.get("class_map"),
+        class_map=config.get("class_map"), verify=config.get("verify", "stat"),
     )  # fmt: skip
 
 
@@ -129,7 +134,7 @@ def _reopen_segmentation(config: Mapping[str, Any]) -> ProbeDataset:
 
     return SegmentationFolderProbe(
         config["root"], n_images=config.get("n_images"), image_size=tuple(config["image_size"]),
-        mask_size=tuple(config["mask_size"]),
+        mask_size=tuple(config["mask_size"]), verify=config.get("verify", "stat"),
     )  # fmt: skip
 
 

@@ -210,6 +210,28 @@ def hash_files(paths: Sequence[Path], extra: str = "") -> str:
     return digest.hexdigest()[:16]
 
 
+#: how a folder probe's files are fingerprinted: "stat" (size and modification time, cheap) or "full" (content)
+VERIFY_MODES = ("stat", "full")
+
+
+def fingerprint_inputs(root: Path, tables: Sequence[Path], files: Sequence[Path], verify: str = "stat") -> str:
+    """The content key of a folder probe: its tables' contents and its files' stat or content.
+
+    ``verify="stat"`` (the default) hashes each file's relative path, size and modification
+    time, so that an edit is noticed without reading every image; ``"full"`` hashes every
+    file's bytes.
+    """
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
+    if verify == "full":
+        return hash_files([*tables, *files])
+    listing = []
+    for path in files:
+        stat = path.stat()
+        listing.append(f"{path.relative_to(root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hash_files(tables, "\n".join(listing))
+
+
 def existing_dir(path: str | Path, what: str) -> Path:
     """An existing directory as an absolute path, else FileNotFoundError naming it."""
     folder = Path(path).expanduser().absolute()
@@ -465,8 +487,10 @@ class SegmentationFolderProbe(ProbeDataset):
         n_images: int | None = None,
         image_size: tuple[int, int] = (224, 224),
         mask_size: tuple[int, int] | None = None,
+        verify: str = "stat",
     ) -> None:
         self.root = existing_dir(root, "segmentation folder")
+        self.verify = verify
         self.n_images = check_n_images(n_images)
         self.image_size = check_size(image_size, "image_size")
         self._resize_masks = mask_size is not None
@@ -491,15 +515,11 @@ class SegmentationFolderProbe(ProbeDataset):
         return [_Entry(n, images[n], tuple(masks[n]), tuple(image_labels.get(n, ()))) for n in names]
 
     def _content_hash(self) -> str:
-        """Hash of the tables and of every selected file's relative path and byte size."""
+        """Hash of the tables and of every selected file (:func:`fingerprint_inputs`, ``verify``)."""
         optional = [self.root / "image_labels.csv", self.root / "classes.csv"]
         tables = [self._label_path] + [p for p in optional if p.exists()]
-        listing = [
-            f"{path.relative_to(self.root).as_posix()}:{path.stat().st_size}"
-            for entry in self._entries
-            for path in (entry.image, *entry.masks)
-        ]
-        return hash_files(tables, "\n".join(listing))
+        files = [path for entry in self._entries for path in (entry.image, *entry.masks)]
+        return fingerprint_inputs(self.root, tables, files, self.verify)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -547,4 +567,5 @@ class SegmentationFolderProbe(ProbeDataset):
             "image_size": list(self.image_size),
             "mask_size": list(self.mask_size),
             "content_hash": self._hash,
+            **({"verify": self.verify} if self.verify != "stat" else {}),
         }
