@@ -296,3 +296,11 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_after_space_is_freed(tmp_pa
         assert (disk / "run" / "results.csv").is_file()
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_packed_unit_masks_refuse_bits_beyond_the_positions() -> None:
+    from logiclens import ConceptSet, UnitMasks
+
+    concepts = ConceptSet.from_dense(np.eye(2, 197, dtype=bool), ["a", "b"])
+    with pytest.raises(ValueError, match="3 bit"):
+        UnitMasks.from_packed(np.full((1, 25), 255, np.uint8), concepts)
