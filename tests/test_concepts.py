@@ -323,8 +323,11 @@ def test_unit_mask_constructors_agree(masks, seed, n_units):
     units = rng.random((n_units, n)) < rng.choice([0.0, 0.1, 0.5, 1.0], size=(n_units, 1))
     unit_names = [f"u{i}" for i in range(n_units)]
     packed = np.packbits(units, axis=1, bitorder="little")
-    if n % 8:
-        packed[:, -1] |= np.uint8(0xFF << (n % 8) & 0xFF)  # padding bits must be ignored
+    if n % 8 and n_units:
+        padded = packed.copy()
+        padded[:, -1] |= np.uint8(0xFF << (n % 8) & 0xFF)  # bits beyond N mean a wrong N: refused
+        with pytest.raises(ValueError, match="beyond n_positions"):
+            UnitMasks.from_packed(padded, concepts, unit_names)
     built = {
         "dense": UnitMasks.from_dense(units, concepts, unit_names),
         "dense_float": UnitMasks.from_dense(units.astype(np.float32), concepts, unit_names),

@@ -121,7 +121,7 @@ class UnitMasks:
         if n % 8 and len(packed):
             beyond = int(np.unpackbits(packed[:, -1] >> np.uint8(n % 8)).sum())
             if beyond:
-                raise ValueError(f"packed unit masks have {beyond} bit(s) set beyond n_positions={n}; check n_positions")
+                raise ValueError(f"packed unit masks have {beyond} bit(s) set beyond n_positions={n}")
         rows = (np.flatnonzero(np.unpackbits(row, count=n, bitorder="little")) for row in packed)
         return cls._from_position_lists(rows, concepts, names)
 
