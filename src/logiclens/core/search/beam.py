@@ -250,32 +250,45 @@ def _combine(members: NDArray[np.bool_], column: NDArray[np.intp], operator: str
     return members | ~inside
 
 
-def _extension_counts(
-    beam: list[_BeamEntry],
-    expand: NDArray[np.intp],
-    expand_sizes: NDArray[np.int64],
-    expand_hits: NDArray[np.int64],
+def operator_counts(
+    f_size: NDArray[np.int64],
+    f_hits: NDArray[np.int64],
+    c_size: NDArray[np.int64],
+    c_hits: NDArray[np.int64],
+    both: NDArray[np.int64],
+    unit_both: NDArray[np.int64],
     n_positions: int,
     n_active: int,
     operators: Sequence[str],
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-    """|F op C| and |M AND (F op C)| for every beam formula F, primitive C and operator.
+    """|F op C| and |M AND (F op C)| from the counts of F and C and of their overlap: the count identities.
 
-    Returns arrays of shape (beam, primitives, operators), and a mask of the extensions whose
-    mask equals their parent's (no-ops).
+    Parameters
+    ----------
+    f_size, f_hits : int arrays broadcasting to ``both``
+        |F| and |M AND F|.
+    c_size, c_hits : int arrays broadcasting to ``both``
+        |C| and |M AND C|.
+    both, unit_both : int arrays
+        |F AND C| and |M AND F AND C|.
+    n_positions, n_active : int
+        N and |M|.
+    operators : sequence of {"or", "and", "and_not", "or_not"}
+
+    Returns
+    -------
+    size, hits : int arrays, shape ``both.shape + (len(operators),)``
+    no_op : bool array, same shape
+        Extensions whose mask equals F's.
     """
-    f_size = np.array([entry.candidate.size for entry in beam])[:, None]
-    f_hits = np.array([entry.candidate.intersection for entry in beam])[:, None]
-    both = np.stack([entry.overlap[expand] for entry in beam])  # type: ignore[index]
-    unit_both = np.stack([entry.unit_overlap[expand] for entry in beam])  # type: ignore[index]
     n = n_positions
-    shape = (len(beam), len(expand), len(operators))
+    shape = (*np.shape(both), len(operators))
     size, hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
     for o, operator in enumerate(operators):
         if operator == "or":
-            size[..., o] = f_size + expand_sizes - both
-            hits[..., o] = f_hits + expand_hits - unit_both
-            no_op[..., o] = expand_sizes == both
+            size[..., o] = f_size + c_size - both
+            hits[..., o] = f_hits + c_hits - unit_both
+            no_op[..., o] = c_size == both
         elif operator == "and":
             size[..., o] = both
             hits[..., o] = unit_both
@@ -285,10 +298,27 @@ def _extension_counts(
             hits[..., o] = f_hits - unit_both
             no_op[..., o] = both == 0
         else:  # or_not
-            size[..., o] = n - expand_sizes + both
-            hits[..., o] = n_active - expand_hits + unit_both
-            no_op[..., o] = n - f_size - expand_sizes + both == 0
+            size[..., o] = n - c_size + both
+            hits[..., o] = n_active - c_hits + unit_both
+            no_op[..., o] = n - f_size - c_size + both == 0
     return size, hits, no_op
+
+
+def _extension_counts(
+    beam: list[_BeamEntry],
+    expand: NDArray[np.intp],
+    expand_sizes: NDArray[np.int64],
+    expand_hits: NDArray[np.int64],
+    n_positions: int,
+    n_active: int,
+    operators: Sequence[str],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """:func:`operator_counts` for every beam formula F, primitive C and operator: (beam, primitives, operators)."""
+    f_size = np.array([entry.candidate.size for entry in beam])[:, None]
+    f_hits = np.array([entry.candidate.intersection for entry in beam])[:, None]
+    both = np.stack([entry.overlap[expand] for entry in beam])  # type: ignore[index]
+    unit_both = np.stack([entry.unit_overlap[expand] for entry in beam])  # type: ignore[index]
+    return operator_counts(f_size, f_hits, expand_sizes, expand_hits, both, unit_both, n_positions, n_active, operators)
 
 
 def _update_length_curve(

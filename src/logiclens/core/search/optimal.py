@@ -23,7 +23,15 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from logiclens.core.formula import Formula
-from logiclens.core.search.beam import BeamSettings, Candidate, PrimitiveTable, UnitResult, _compose, search_unit
+from logiclens.core.search.beam import (
+    BeamSettings,
+    Candidate,
+    PrimitiveTable,
+    UnitResult,
+    _compose,
+    operator_counts,
+    search_unit,
+)
 
 __all__ = ["OptimalResult", "as_unit_result", "ceiling", "certificates", "certify", "optimal_unit", "optimal_units"]
 
@@ -581,26 +589,9 @@ def optimal_unit(
         (unit_both,) = _column_sums(table, search.unit_index[sel], [search.m[sel]])
         both, unit_both = both[expand], unit_both[expand]
         e_sizes, e_hits = sizes[expand], search.prim_hits[expand]
-        n_pos = table.n_positions
-        shape = (len(expand), n_ops)
-        c_size, c_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
-        for o, op in enumerate(operators):
-            if op == "or":
-                c_size[:, o] = size_f + e_sizes - both
-                c_hits[:, o] = hits_f + e_hits - unit_both
-                no_op[:, o] = e_sizes == both
-            elif op == "and":
-                c_size[:, o] = both
-                c_hits[:, o] = unit_both
-                no_op[:, o] = both == size_f
-            elif op == "and_not":
-                c_size[:, o] = size_f - both
-                c_hits[:, o] = hits_f - unit_both
-                no_op[:, o] = both == 0
-            else:
-                c_size[:, o] = n_pos - e_sizes + both
-                c_hits[:, o] = n_active - e_hits + unit_both
-                no_op[:, o] = n_pos - size_f - e_sizes + both == 0
+        c_size, c_hits, no_op = operator_counts(
+            size_f, hits_f, e_sizes, e_hits, both, unit_both, table.n_positions, n_active, operators
+        )
         valid = (c_hits > 0) & ~no_op
 
         def child_prefix(i: int) -> tuple:
@@ -621,7 +612,7 @@ def optimal_unit(
                 for op in search.or_ops:
                     pool_b_parts.append(gb if op == "or" else g_f - gb)
                 top_b = _topsum(np.concatenate(pool_b_parts), r_child)
-            bound = np.empty(shape, np.int64)
+            bound = np.empty(c_size.shape, np.int64)
             for o, op in enumerate(operators):
                 if op == "or":
                     bound[:, o] = g_f + ga + top_a
@@ -756,26 +747,9 @@ def optimal_unit(
         both = search.cooc_w[np.ix_(order, expand)]
         unit_both = search.cooc_m[np.ix_(order, expand)]
         size_f, hits_f = sizes[order].astype(np.int64)[:, None], search.prim_hits[order][:, None]
-        n_pos = table.n_positions
-        shape = (len(order), len(expand), n_ops)
-        c_size, c_hits, no_op = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape, bool)
-        for o, op in enumerate(operators):
-            if op == "or":
-                c_size[..., o] = size_f + e_sizes_all - both
-                c_hits[..., o] = hits_f + e_hits_all - unit_both
-                no_op[..., o] = e_sizes_all == both
-            elif op == "and":
-                c_size[..., o] = both
-                c_hits[..., o] = unit_both
-                no_op[..., o] = both == size_f
-            elif op == "and_not":
-                c_size[..., o] = size_f - both
-                c_hits[..., o] = hits_f - unit_both
-                no_op[..., o] = both == 0
-            else:
-                c_size[..., o] = n_pos - e_sizes_all + both
-                c_hits[..., o] = n_active - e_hits_all + unit_both
-                no_op[..., o] = n_pos - size_f - e_sizes_all + both == 0
+        c_size, c_hits, no_op = operator_counts(
+            size_f, hits_f, e_sizes_all, e_hits_all, both, unit_both, table.n_positions, n_active, operators
+        )
         valid = (c_hits > 0) & ~no_op
         per_row = len(expand) * n_ops
 
