@@ -24,6 +24,7 @@ __all__ = [
     "atomic_savez",
     "atomic_write_text",
     "load_problem",
+    "read_array",
     "read_npz",
 ]
 
@@ -155,6 +156,35 @@ def read_npz(path: Path, required: Iterable[str] = ()) -> NpzArrays:
     if missing:
         raise InputFileError(f"{path}: missing array(s) {', '.join(repr(m) for m in missing)}")
     return data
+
+
+def read_array(path: str | os.PathLike[str], kinds: str = "fiu", mmap: bool = False) -> NDArray:
+    """A numeric array from an ``.npy`` file given by the user, never unpickled.
+
+    Parameters
+    ----------
+    path : path
+    kinds : str
+        Accepted dtype kinds (numpy's ``dtype.kind`` letters).
+    mmap : bool
+        Map the file read-only instead of reading it.
+
+    Raises
+    ------
+    FileNotFoundError, InputFileError
+        On one line naming the file: missing, not an ``.npy`` file (JSONL given by mistake,
+        pickled objects), or not numeric.
+    """
+    target = Path(path)
+    if not target.is_file():
+        raise FileNotFoundError(f"{target}: no such file")
+    try:
+        array = np.load(target, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise InputFileError(f"{target}: not a .npy array file ({str(error).splitlines()[0]})") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in kinds:
+        raise InputFileError(f"{target}: activations must be a numeric .npy array")
+    return array
 
 
 @dataclass

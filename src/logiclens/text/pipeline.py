@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from logiclens.core.concepts import ConceptSet
+from logiclens.core.io import read_array
 from logiclens.explain.active import ActiveUnitsExplainer, threshold_units, unit_thresholds
 from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.polytope.position_units import RegionUnitSettings
@@ -184,14 +185,7 @@ class TextExplanation:
 
 
 def _activations(path: str | os.PathLike[str], n_positions: int, level: str, tokenizer: str) -> NDArray:
-    try:
-        activations = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: not a .npy array file ({str(error).splitlines()[0]})") from None
-    if not isinstance(activations, np.ndarray) or activations.dtype.kind not in "fiub":
-        raise ValueError(f"{path}: activations must be a numeric .npy array")
+    activations = read_array(path, kinds="fiub")
     if activations.ndim != 2 or activations.shape[0] != n_positions:
         unit = "tokens" if level == "token" else "records"
         raise ValueError(

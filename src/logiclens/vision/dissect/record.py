@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.fingerprint import fingerprint
-from logiclens.core.io import atomic_savez, read_npz
+from logiclens.core.io import atomic_savez, read_array, read_npz
 from logiclens.core.signatures import SignatureIndex
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
@@ -58,12 +58,7 @@ class ActivationFile:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"--activations {self.path}: no such file")
-        try:
-            self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as error:
-            raise ValueError(f"{self.path}: not a .npy array file ({str(error).splitlines()[0]})") from None
-        if not isinstance(self.array, np.ndarray) or self.array.dtype.kind not in "fiu":
-            raise ValueError(f"{self.path}: activations must be a numeric .npy array")
+        self.array = read_array(self.path, mmap=True)
         self.name = self.path.name
         self.layer = layer
         self.default_layers = [layer]
