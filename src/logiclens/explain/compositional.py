@@ -201,7 +201,8 @@ class CompositionalExplainer(BaseEstimator):
             raise ValueError("search='optimal' needs metric='iou' and complexity_penalty=0")
 
     def check_params(self) -> BeamSettings:
-        """Validate every search parameter (as :meth:`fit` does) and return the core's settings."""
+        """Validate every parameter (as :meth:`fit` does first) and return the core's settings."""
+        check_validation_params(self.holdout, self.n_null, self.alpha)
         settings = self.beam_settings()
         self._check_search_params(settings)
         return settings
@@ -252,7 +253,7 @@ class CompositionalExplainer(BaseEstimator):
         """
         if not isinstance(concepts, ConceptSet):
             raise TypeError(f"concepts must be a ConceptSet, got {type(concepts).__name__}")
-        check_validation_params(self.holdout, self.n_null, self.alpha)
+        self.check_params()
         if examples is not None and (self.holdout or self.n_null):
             variants = variants_from_positions(
                 units, concepts, examples, holdout=self.holdout, n_null=self.n_null,
@@ -286,8 +287,7 @@ class CompositionalExplainer(BaseEstimator):
             missing), ``split_``, and with a null ``null_values_`` (U, R) and
             ``null_by_length_`` (U, R, L).
         """
-        check_validation_params(self.holdout, self.n_null, self.alpha)
-        settings = self.beam_settings()
+        settings = self.check_params()
         table = self._search(variants.search, variants.search_concepts)
         if variants.split is not None:
             self.split_ = variants.split
@@ -314,8 +314,7 @@ class CompositionalExplainer(BaseEstimator):
 
     def _search(self, masks: UnitMasks, concepts: ConceptSet) -> PrimitiveTable:
         """Search every unit and store the fitted attributes; returns the primitive table."""
-        settings = self.beam_settings()
-        self._check_search_params(settings)
+        settings = self.beam_settings()  # checked by fit / fit_variants
         table = PrimitiveTable(concepts, settings.min_support, settings.use_neighbors)
         results, certificates = self._search_units(table, masks, settings)
         self._store(results, masks, concepts, settings, certificates)

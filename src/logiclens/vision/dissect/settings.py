@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logiclens.explain.compositional import CompositionalExplainer
-from logiclens.explain.validation import check_validation_params
 from logiclens.polytope.position_units import RegionUnitSettings
 
 __all__ = ["HOLDOUT_BY", "THRESHOLD_MODES", "DissectionSettings"]
@@ -115,8 +114,7 @@ class DissectionSettings:
             raise ValueError(f"extra_tokens must be >= 0, got {self.extra_tokens}")
         if self.ranges < 1:
             raise ValueError(f"ranges must be >= 1, got {self.ranges}")
-        check_validation_params(self.explainer.holdout, self.explainer.n_null, self.explainer.alpha)
-        self.explainer.check_params()  # the search's own parameters, checked before anything is written
+        self.explainer.check_params()  # search and validation parameters, checked before anything is written
         if self.units not in UNIT_KINDS:
             raise ValueError(f"units must be one of {UNIT_KINDS}, got {self.units!r}")
         if not isinstance(self.regions, RegionUnitSettings):
