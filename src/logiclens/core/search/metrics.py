@@ -12,6 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from logiclens.core.search.names import METRIC_NAMES
+
 __all__ = ["METRICS", "f1", "iou", "precision", "recall"]
 
 
@@ -45,9 +47,7 @@ def f1(intersection: ArrayLike, size: ArrayLike, n_active: ArrayLike) -> NDArray
     return _divide(2 * i, s + m)
 
 
-METRICS: dict[str, Callable[[ArrayLike, ArrayLike, ArrayLike], NDArray[np.float64]]] = {  # as METRIC_NAMES
-    "iou": iou,
-    "precision": precision,
-    "recall": recall,
-    "f1": f1,
-}
+#: each metric by its name (the names, importable without numpy, live in :mod:`.names`)
+METRICS: dict[str, Callable[[ArrayLike, ArrayLike, ArrayLike], NDArray[np.float64]]] = dict(
+    zip(METRIC_NAMES, (iou, precision, recall, f1), strict=True)
+)
