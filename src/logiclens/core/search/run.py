@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from logiclens.core.batching import even_batches
 from logiclens.core.masks import UnitMasks
+from logiclens.core.parallel import map_batches, n_workers
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, UnitResult, search_units
 
 if TYPE_CHECKING:
@@ -15,23 +16,21 @@ if TYPE_CHECKING:
 __all__ = ["certified_all", "certify_all", "search_all"]
 
 
-def _run_batches(work: Callable[[range], list[Any]], n_units: int, n_jobs: int, verbose: int, desc: str) -> list[Any]:
-    """``work`` over batches of unit indices, in parallel when ``n_jobs != 1``; results in unit order."""
-    from joblib import Parallel, delayed, effective_n_jobs
+def _run_batches(
+    work: Callable[[range], list[Any]], n_units: int, n_jobs: int, verbose: int, desc: str,
+    backend: str = "local", address: str | None = None,
+) -> list[Any]:  # fmt: skip
+    """``work`` over batches of unit indices (:func:`~logiclens.core.parallel.map_batches`); results in unit order."""
     from tqdm.auto import tqdm
 
-    workers = effective_n_jobs(n_jobs)
-    if n_units < 4 * workers:  # starting worker processes costs more than a few units' search
+    workers = n_workers(backend, n_jobs, address)
+    if backend == "local" and n_units < 4 * workers:  # starting processes costs more than a few units' search
         workers = 1
     batches = [range(b.start, b.stop) for b in even_batches(n_units, n_units if workers == 1 else 8 * workers)]
     progress = tqdm(total=n_units, desc=desc, unit="unit", disable=None if verbose else True)
     results: list[Any] = []
     with progress:
-        if workers == 1:
-            outputs = (work(batch) for batch in batches)
-        else:
-            outputs = Parallel(n_jobs=workers, return_as="generator")(delayed(work)(batch) for batch in batches)
-        for batch_results in outputs:
+        for batch_results in map_batches(work, batches, backend, workers, address):
             results.extend(batch_results)
             progress.update(len(batch_results))
     return results
@@ -82,7 +81,13 @@ class _Certify:
 
 
 def search_all(
-    table: PrimitiveTable, masks: UnitMasks, settings: BeamSettings, n_jobs: int = 1, verbose: int = 0
+    table: PrimitiveTable,
+    masks: UnitMasks,
+    settings: BeamSettings,
+    n_jobs: int = 1,
+    verbose: int = 0,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[UnitResult]:
     """Search every unit of ``masks``, in parallel when ``n_jobs != 1``; results in unit order.
 
@@ -96,8 +101,12 @@ def search_all(
         Processes (-1: all cores).
     verbose : int
         1 shows a progress bar on a terminal.
+    backend, address
+        Where the batches run (:func:`~logiclens.core.parallel.map_batches`): ``"local"``
+        or ``"ray"``, and the Ray cluster.
     """
-    return _run_batches(_Beam(table, masks, settings), len(masks), n_jobs, verbose, "searching units")
+    job = _Beam(table, masks, settings)
+    return _run_batches(job, len(masks), n_jobs, verbose, "searching units", backend, address)
 
 
 def certified_all(
@@ -108,12 +117,14 @@ def certified_all(
     max_nodes: int | None = None,
     n_jobs: int = 1,
     verbose: int = 0,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[OptimalResult]:
     """Certified search (:func:`~logiclens.core.search.optimal.optimal_unit`) of every unit, like :func:`search_all`.
 
     Parameters
     ----------
-    table, masks, settings, n_jobs, verbose
+    table, masks, settings, n_jobs, verbose, backend, address
         As for :func:`search_all`; ``settings`` must maximise the IoU without penalty.
     budget_seconds, max_nodes : optional
         Budget per unit (wall seconds of the branch and bound, expanded formulas).
@@ -124,7 +135,7 @@ def certified_all(
         In unit order.
     """
     job = _Certified(table, masks, settings, budget_seconds, max_nodes)
-    return _run_batches(job, len(masks), n_jobs, verbose, "certified search")
+    return _run_batches(job, len(masks), n_jobs, verbose, "certified search", backend, address)
 
 
 def certify_all(
@@ -134,7 +145,9 @@ def certify_all(
     settings: BeamSettings,
     n_jobs: int = 1,
     verbose: int = 0,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[tuple[float, float]]:
     """``(upper_bound, ceiling)`` of every unit's beam answer (:func:`~logiclens.core.search.optimal.certificates`)."""
     job = _Certify(table, masks, results, settings)
-    return _run_batches(job, len(masks), n_jobs, verbose, "certifying units")
+    return _run_batches(job, len(masks), n_jobs, verbose, "certifying units", backend, address)

@@ -8,7 +8,7 @@ exceed it are upsampled (upsampling never exceeds the input cells it mixes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,9 @@ from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
 __all__ = ["UnitCountAccumulator"]
+
+#: computes the active pixels of (image, unit) maps (the signature of ``active_pixels``)
+ActivePixels = Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]]
 
 _PAIRS_PER_CHUNK = 4096
 #: side of the square tiles whose pixels, all in one range, are counted together
@@ -49,6 +52,13 @@ class UnitCountAccumulator:
         Count K activation ranges per unit instead (rows ``u * K + k``), every range of a
         map from the same upsampling (see :func:`~logiclens.vision.activations.active.range_pixels`);
         ``thresholds`` and ``tie_cuts`` are then ignored.
+    first_unit : int
+        The layer's index of the first unit counted here (a block of the layer's units; tie
+        keys are the layer unit's).
+    active : callable, optional
+        Computes the active pixels (default
+        :func:`~logiclens.vision.activations.active.active_pixels`; a
+        :class:`~logiclens.vision.activations.torch_counting.TorchActivePixels` runs it in torch).
     """
 
     def __init__(
@@ -59,7 +69,11 @@ class UnitCountAccumulator:
         n_variants: int = 1,
         tie_cuts: ArrayLike | None = None,
         ranges: tuple[ArrayLike, ArrayLike] | None = None,
+        first_unit: int = 0,
+        active: ActivePixels = active_pixels,
     ) -> None:
+        self.first_unit = int(first_unit)
+        self.active = active
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.ranges = None
         self.n_ranges = 1
@@ -190,9 +204,9 @@ class UnitCountAccumulator:
         images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
-            pair, pixel = active_pixels(
+            pair, pixel = self.active(
                 self.upsampler, maps[image_chunk, unit_chunk], self.thresholds[unit_chunk], unit_chunk,
-                image_chunk + first_image, self.tie_cuts,
+                image_chunk + first_image, self.tie_cuts, self.first_unit,
             )  # fmt: skip
             active_images, active_units = image_chunk[pair], unit_chunk[pair]
             for variant, ids in enumerate(flat):

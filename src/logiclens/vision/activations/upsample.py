@@ -84,6 +84,11 @@ class BilinearUpsampler:
         self._rows = _Axis.build(*(self.in_size[0], self.out_size[0]))
         self._cols = _Axis.build(*(self.in_size[1], self.out_size[1]))
 
+    def sources(self) -> tuple[tuple[NDArray, NDArray, NDArray, NDArray], tuple[NDArray, NDArray, NDArray, NDArray]]:
+        """Per output row, then per output column: left and right input index, the right one's weight, 1 - it."""
+        rows, cols = self._rows, self._cols
+        return (rows.left, rows.right, rows.weight, rows.rest), (cols.left, cols.right, cols.weight, cols.rest)
+
     def _check(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim != 3 or maps.shape[1:] != self.in_size:
