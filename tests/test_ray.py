@@ -119,3 +119,35 @@ def test_a_damaged_shard_is_recorded_again(tmp_path, capsys) -> None:
     whole = dissect(planted_model(), PlantedProbe(n_images=16), tmp_path / "whole", _settings("local"), verbose=0)
     np.testing.assert_array_equal(np.load(run / "record" / "relu.npy"), np.load(tmp_path / "whole/record/relu.npy"))
     assert resumed.equals(whole)
+
+
+def test_the_command_line_gives_the_same_outputs_on_ray(tmp_path) -> None:
+    from logiclens.cli import main
+    from logiclens.testing import planted_problem
+
+    problem = planted_problem(["c0", "c1 OR c2", "c3 AND NOT c4"], n_positions=3001, n_concepts=8, seed=3)
+    np.savez(
+        tmp_path / "problem.npz",
+        concepts=np.packbits(problem.concept_masks, axis=1, bitorder="little"),
+        units=np.packbits(problem.unit_masks, axis=1, bitorder="little"),
+        n_positions=np.array(problem.concept_masks.shape[1]),
+        concept_names=np.array(problem.concepts.names),
+    )
+    texts = tmp_path / "texts.jsonl"
+    words = ["a dog runs", "a cat sleeps", "nobody runs", "a dog sleeps", "the cat runs"] * 8
+    texts.write_text("".join(json.dumps({"text": t}) + "\n" for t in words), encoding="utf-8")
+    np.save(tmp_path / "acts.npy", np.random.default_rng(0).gamma(1.0, size=(len(words), 6)))
+    commands = {
+        "search.csv": ["search", str(tmp_path / "problem.npz"), "-L", "3", "-B", "5", "-q"],
+        "text": ["text", "explain", str(texts), "--activations", str(tmp_path / "acts.npy"), "--tokenizer", "simple",
+                 "--min-active", "1", "--length", "2", "--null", "5", "-q", "--no-report"],
+    }  # fmt: skip
+    for name, argv in commands.items():
+        for backend in ("local", "ray"):
+            assert main([*argv, "--out", str(tmp_path / backend / name), "--backend", backend]) == 0, (name, backend)
+        results = name if name.endswith(".csv") else f"{name}/results.csv"
+        assert _read(tmp_path / "local", results) == _read(tmp_path / "ray", results), name
+    argv = ["dissect", "--model", "logiclens.testing:planted_model", "--probe", "shapes", "--images", "8", "-q",
+            "--backend", "ray", "--ray-address", "127.0.0.1:9", "--out", str(tmp_path / "unreachable")]  # fmt: skip
+    assert main(argv) == 2
+    assert not (tmp_path / "unreachable").exists()

@@ -176,4 +176,4 @@ def _map_ray(job: Callable[[B], R], batches: Sequence[B], address: str | None, g
 
 def _cancel(ray: Any, refs: list[Any]) -> None:
     for ref in refs:
-        ray.cancel(ref, force=True)
+        ray.cancel(ref)
