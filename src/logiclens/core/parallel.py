@@ -161,19 +161,21 @@ def _map_ray(job: Callable[[B], R], batches: Sequence[B], address: str | None, g
         for ref in refs:
             yield ray.get(ref)
     except RayTaskError as error:  # the job raised: raise its own exception here
-        _cancel(ray, refs)
+        _settle(ray, refs)
         cause = getattr(error, "cause", None)
         raise (cause if isinstance(cause, Exception) else RuntimeError(str(error).splitlines()[0])) from None
     except WorkerCrashedError as error:
-        _cancel(ray, refs)
+        _settle(ray, refs)
         raise WorkerLostError(
             f"a Ray worker died {RAY_TASK_RETRIES + 1} times running a batch: {str(error).splitlines()[0]}"
         ) from None
-    except BaseException:  # interrupted: leave no task running
-        _cancel(ray, refs)
-        raise
 
 
-def _cancel(ray: Any, refs: list[Any]) -> None:
-    for ref in refs:
-        ray.cancel(ref)
+def _settle(ray: Any, refs: list[Any]) -> None:
+    """Wait until every task has ended, so that none writes after the error is raised.
+
+    Tasks are not cancelled: cancelling a task as it completes can crash Ray 2.60's driver
+    ("Tried to complete task that was not pending"). A job interrupted here (Ctrl-C) ends
+    with this driver, and Ray stops its tasks then.
+    """
+    ray.wait(refs, num_returns=len(refs), fetch_local=False)
