@@ -16,14 +16,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from logiclens.core.masks import UnitMasks
 from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.regions import RegionGrid
 from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
 __all__ = ["UnitCountAccumulator"]
 
 _PAIRS_PER_CHUNK = 4096
-#: side of the square tiles whose pixels, all in one range, are counted together
-_TILE = 4
 
 
 class UnitCountAccumulator:
@@ -63,11 +62,13 @@ class UnitCountAccumulator:
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.ranges = None
         self.n_ranges = 1
+        self._grid: RegionGrid | None = None
         if ranges is not None:
             low, high = (np.asarray(r, np.float32) for r in ranges)
             self.ranges = (low, high)
             self.n_ranges = low.shape[1]
             self.thresholds = low[:, 0]
+            self._grid = RegionGrid(upsampler)
         self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
@@ -119,72 +120,49 @@ class UnitCountAccumulator:
             self._compact()
 
     def _add_ranges(self, maps: NDArray, maxima: NDArray, flat: list[NDArray]) -> None:
-        """Count every range of every map of the batch, one image (and a block of units) at a time.
+        """Count every range of every map of the batch, a few images at a time.
 
-        Each map is upsampled in full once, with the arithmetic of
-        :func:`~logiclens.vision.activations.active.range_pixels` (pixel for pixel the same
-        values). The output grid is cut into square tiles of :data:`_TILE` pixels; a tile whose
-        pixels all lie in one range of the unit adds the tile's per-signature pixel counts
-        (one sparse product for all tiles, units and variants), and only the pixels of the
-        other tiles are tallied one by one.
+        The maps are cut into regions wholly in one range
+        (:meth:`~logiclens.vision.activations.regions.RegionGrid.assign`: blocks and tiles
+        bounded by their corners, quads and pixels evaluated); each region adds its
+        per-signature pixel counts, in every variant, through one sparse product per image.
         """
-        assert self.ranges is not None
+        assert self.ranges is not None and self._grid is not None
         low, high = self.ranges
-        k_ranges = self.n_ranges
-        height, width = self.upsampler.out_size
-        tile = _TILE
-        rows_t, cols_t = -(-height // tile), -(-width // tile)
-        pixel_tile = ((np.arange(height) // tile)[:, None] * cols_t + (np.arange(width) // tile)[None, :]).ravel()
-        n_tiles = rows_t * cols_t
-        block = max(1, 8_000_000 // (height * width))
+        grid = self._grid
+        n_units = self.n_units
         for image in range(len(maps)):
-            tile_counts = []
-            for ids in flat:
-                used = ids[image] >= 0
-                pairs = (pixel_tile[used], ids[image][used])
-                tile_counts.append(
-                    sp.csr_array((np.ones(int(used.sum()), np.int64), pairs), shape=(n_tiles, self.n_signatures))
-                )
-            stacked = sp.hstack(tile_counts, format="csr")
-            counted = [counts.nnz > 0 for counts in tile_counts]
-            units = np.flatnonzero(maxima[image] >= low[:, 0])
-            for start in range(0, len(units), block):
-                chosen = units[start : start + block]
-                values = self.upsampler(maps[image, chosen])  # (u, H, W)
-                k = np.zeros(values.shape, np.int8)
-                for bound in range(1, k_ranges):
-                    k += values >= low[chosen, bound][:, None, None]
-                kk = k.astype(np.intp)
-                rows = np.arange(len(chosen))[:, None, None]
-                inside = (values >= low[chosen][rows, kk]) & (values <= high[chosen][rows, kk])
-                r = np.where(inside, k, np.int8(-1))
-                padded = np.full((len(chosen), rows_t * tile, cols_t * tile), -1, np.int8)
-                padded[:, :height, :width] = r
-                tiles = padded.reshape(len(chosen), rows_t, tile, cols_t, tile)
-                lowest, highest = tiles.min(axis=(2, 4)), tiles.max(axis=(2, 4))
-                pure = (lowest == highest) & (lowest >= 0)  # (u, rows_t, cols_t)
-                unit_index, tile_index = np.nonzero(pure.reshape(len(chosen), -1))
-                if len(unit_index):
-                    row_of = chosen[unit_index] * k_ranges + lowest.reshape(len(chosen), -1)[unit_index, tile_index]
-                    indicator = sp.csr_array(
-                        (np.ones(len(row_of), np.int64), (row_of, tile_index)), shape=(self._rows, n_tiles)
-                    )
-                    product = (indicator @ stacked).tocoo()
-                    variant, signature = np.divmod(product.col, self.n_signatures)
-                    for v in range(self.n_variants):
-                        take = variant == v
-                        self._pending[v].append((product.row[take], signature[take], product.data[take]))
-                    self._pending_size += product.nnz
-                mixed = (r >= 0) & ~np.repeat(np.repeat(pure, tile, axis=1), tile, axis=2)[:, :height, :width]
-                unit_index, pixel = np.nonzero(mixed.reshape(len(chosen), -1))
-                if len(unit_index):
-                    row_of = chosen[unit_index] * k_ranges + r.reshape(len(chosen), -1)[unit_index, pixel]
-                    for v, ids in enumerate(flat):
-                        if not counted[v]:  # the image is left out of this variant
-                            continue
-                        signatures = ids[image][pixel]
-                        keep = signatures >= 0
-                        self._tally(v, row_of[keep], signatures[keep])
+            units = np.flatnonzero(maxima[image] >= low[:, 0])  # upsampling never exceeds the maximum
+            if len(units) == 0:
+                continue
+            index, region, k = grid.assign(maps[image, units], low[units], high[units])
+            if len(index) == 0:
+                continue
+            histograms = self._histograms([ids[image] for ids in flat])
+            row = units[index] * self.n_ranges + k
+            indicator = sp.csr_array(
+                (np.ones(len(row), np.int64), (row, region)), shape=(n_units * self.n_ranges, grid.n_regions)
+            )
+            product = (indicator @ histograms).tocoo()
+            variant, signature = np.divmod(product.col, self.n_signatures)
+            for v in range(self.n_variants):
+                take = variant == v
+                self._pending[v].append((product.row[take], signature[take], product.data[take]))
+            self._pending_size += product.nnz
+
+    def _histograms(self, ids: list[NDArray]) -> sp.csr_array:
+        """(regions, variants x signatures) pixel counts of one image's signature maps."""
+        assert self._grid is not None
+        rows, cols = [], []
+        for v, flat_ids in enumerate(ids):
+            used = np.flatnonzero(flat_ids >= 0)
+            column = v * self.n_signatures + flat_ids[used]
+            for level in self._grid.region_of_pixel:
+                rows.append(level[used])
+                cols.append(column)
+        row, col = np.concatenate(rows), np.concatenate(cols)
+        shape = (self._grid.n_regions, self.n_variants * self.n_signatures)
+        return sp.csr_array((np.ones(len(row), np.int64), (row, col)), shape=shape)
 
     def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
         images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
