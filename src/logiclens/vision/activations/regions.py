@@ -85,10 +85,12 @@ def classify_intervals(
     decided : bool array (n,)
         True where the interval lies in range ``k``, or (``k = -1``) in no range at all.
     """
-    below_lo = (low <= lo[:, None]).sum(axis=1) - 1
-    below_hi = (low <= hi[:, None]).sum(axis=1) - 1
-    rows = np.arange(len(lo))
-    top = high[rows, np.maximum(below_lo, 0)]
+    below_lo = np.full(len(lo), -1, np.intp)
+    below_hi = np.full(len(lo), -1, np.intp)
+    for bound in range(low.shape[1]):  # K is small
+        below_lo += low[:, bound] <= lo
+        below_hi += low[:, bound] <= hi
+    top = high[np.arange(len(lo)), np.maximum(below_lo, 0)]
     same = below_lo == below_hi
     inside = same & (below_lo >= 0) & (hi <= top)
     outside = same & ((below_lo < 0) | (lo > top))
@@ -101,11 +103,11 @@ def _range_of(values: NDArray[np.float32], low: NDArray[np.float32], high: NDArr
     Compared in float32, as :func:`~logiclens.vision.activations.active.range_pixels` does.
     """
     expand = (slice(None),) + (None,) * (values.ndim - 1)
-    k = np.zeros(values.shape, np.intp)
+    k = np.zeros(values.shape, np.int8 if low.shape[1] < 127 else np.int32)
     for bound in range(1, low.shape[1]):
         k += values >= low[:, bound][expand]
     rows = np.arange(len(values))[expand]
-    return np.where((values >= low[rows, k]) & (values <= high[rows, k]), k, -1)
+    return np.where((values >= low[rows, k]) & (values <= high[rows, k]), k, -1).astype(k.dtype)
 
 
 class RegionGrid:
@@ -191,8 +193,9 @@ class RegionGrid:
         corners = np.stack([grid[index, 2 * row, 2 * col], grid[index, 2 * row, 2 * col + 1],
                             grid[index, 2 * row + 1, 2 * col], grid[index, 2 * row + 1, 2 * col + 1]], 1)  # fmt: skip
         del y0, y1, x0, x1
-        lo = corners.min(axis=1).astype(np.float64) - 2 * margin
-        hi = corners.max(axis=1).astype(np.float64) + 2 * margin
+        lo = np.minimum(np.minimum(corners[:, 0], corners[:, 1]), np.minimum(corners[:, 2], corners[:, 3]))
+        hi = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), np.maximum(corners[:, 2], corners[:, 3]))
+        lo, hi = lo.astype(np.float64) - 2 * margin, hi.astype(np.float64) + 2 * margin
         k, decided = classify_intervals(lo, hi, low64[index], high64[index])
         self.work["tiles"] += len(k)
         self.work["tiles_decided"] += int(decided.sum())
@@ -206,8 +209,9 @@ class RegionGrid:
         x = cols.start[col][:, None] + np.minimum(slots[None, :], cols.length[col][:, None] - 1)
         values = up.values_at(maps, index[:, None, None], y[:, :, None], x[:, None, :])  # (n, T, T)
         r = _range_of(values, low[index], high[index])
-        quads = r.reshape(len(r), 2, 2, 2, 2)  # (n, quad row, slot, quad column, slot)
-        lowest, highest = quads.min(axis=(2, 4)), quads.max(axis=(2, 4))
+        quarters = [r[:, dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]  # each (n, quad row, quad column)
+        lowest = np.minimum(np.minimum(quarters[0], quarters[1]), np.minimum(quarters[2], quarters[3]))
+        highest = np.maximum(np.maximum(quarters[0], quarters[1]), np.maximum(quarters[2], quarters[3]))
         quad_rows = self.rows[2].children[row][:, :2]
         quad_cols = self.cols[2].children[col][:, :2]
         real = (np.arange(2)[None, :, None] < self.rows[2].n_children[row][:, None, None]) & (
