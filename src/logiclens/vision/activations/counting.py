@@ -75,7 +75,9 @@ class UnitCountAccumulator:
         self.upsampler = upsampler
         self.n_variants = int(n_variants)
         self._rows = self.n_units * self.n_ranges
-        self._counts = [sp.csr_array((self._rows, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        # with ranges, one matrix holds every variant side by side (columns variant * S + signature)
+        widths = [self.n_variants * self.n_signatures] if ranges is not None else [self.n_signatures] * n_variants
+        self._counts = [sp.csr_array((self._rows, width), dtype=np.int64) for width in widths]
         self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
         self._seen = np.zeros(self.n_signatures, bool)
@@ -140,29 +142,31 @@ class UnitCountAccumulator:
                 continue
             histograms = self._histograms([ids[image] for ids in flat])
             row = units[index] * self.n_ranges + k
+            # regions of one map never overlap: the pairs are distinct, so the CSR form is built
+            # directly (rows grouped by a stable sort, radix for small row counts)
+            order = np.argsort(row.astype(np.int16 if self._rows < 2**15 else np.int64), kind="stable")
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=self._rows))])
             indicator = sp.csr_array(
-                (np.ones(len(row), np.int64), (row, region)), shape=(n_units * self.n_ranges, grid.n_regions)
+                (np.ones(len(row), np.int64), region[order], indptr), shape=(self._rows, grid.n_regions)
             )
-            product = (indicator @ histograms).tocoo()
-            variant, signature = np.divmod(product.col, self.n_signatures)
-            for v in range(self.n_variants):
-                take = variant == v
-                self._pending[v].append((product.row[take], signature[take], product.data[take]))
+            product = (indicator @ histograms).tocoo()  # columns: variant * n_signatures + signature
+            self._pending[0].append((product.row, product.col, product.data))
             self._pending_size += product.nnz
 
     def _histograms(self, ids: list[NDArray]) -> sp.csr_array:
-        """(regions, variants x signatures) pixel counts of one image's signature maps."""
+        """(regions, variants x signatures) pixel counts of one image's signature maps.
+
+        The pixels' rows are built directly in CSR form (each pixel's columns ascend with the
+        variant), the coarser regions' rows by summing their pixels' rows.
+        """
         assert self._grid is not None
-        rows, cols = [], []
-        for v, flat_ids in enumerate(ids):
-            used = np.flatnonzero(flat_ids >= 0)
-            column = v * self.n_signatures + flat_ids[used]
-            for level in self._grid.region_of_pixel:
-                rows.append(level[used])
-                cols.append(column)
-        row, col = np.concatenate(rows), np.concatenate(cols)
-        shape = (self._grid.n_regions, self.n_variants * self.n_signatures)
-        return sp.csr_array((np.ones(len(row), np.int64), (row, col)), shape=shape)
+        stacked = np.stack(ids)  # (variants, pixels)
+        used = stacked >= 0
+        columns = stacked + (np.arange(len(ids)) * self.n_signatures)[:, None]
+        indptr = np.concatenate([[0], np.cumsum(used.sum(axis=0))])
+        shape = (stacked.shape[1], self.n_variants * self.n_signatures)
+        pixels = sp.csr_array((np.ones(int(indptr[-1]), np.int64), columns.T[used.T], indptr), shape=shape)
+        return sp.vstack([*(level @ pixels for level in self._grid.pixel_sums), pixels], format="csr")
 
     def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
         images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
@@ -201,7 +205,7 @@ class UnitCountAccumulator:
         for variant, pending in enumerate(self._pending):
             if pending:
                 rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
-                shape = (self._rows, self.n_signatures)
+                shape = self._counts[variant].shape
                 self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
         self._pending = [[] for _ in range(self.n_variants)]
         self._pending_size = 0
@@ -209,6 +213,9 @@ class UnitCountAccumulator:
     def counts(self, variant: int = 0) -> sp.csr_array:
         """The (U, S) count matrix of a variant so far."""
         self._compact()
+        if self.ranges is not None:
+            first = variant * self.n_signatures
+            return sp.csr_array(self._counts[0][:, first : first + self.n_signatures])
         return self._counts[variant]
 
     def unit_masks(self, names: Sequence[str] | None = None, variant: int = 0) -> UnitMasks:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from logiclens.vision.activations.upsample import BilinearUpsampler
@@ -137,6 +138,12 @@ class RegionGrid:
             (offset + r.of_pixel[:, None] * len(c.start) + c.of_pixel[None, :]).ravel()
             for offset, r, c in zip(self.offsets[:-1], self.rows, self.cols)
         ]
+        pixels = height * width
+        #: for the blocks, tiles and quads: (regions, pixels) sums of their pixels
+        self.pixel_sums = [
+            sp.csr_array((np.ones(pixels, np.int64), (level - offset, np.arange(pixels))), shape=(count, pixels))
+            for level, offset, count in zip(self.region_of_pixel[:-1], self.offsets[:-2], counts[:-1])
+        ]
         self.work = {"blocks": 0, "blocks_decided": 0, "tiles": 0, "tiles_decided": 0, "quads": 0,
                      "quads_decided": 0, "pixels": 0}  # fmt: skip
 
@@ -207,7 +214,8 @@ class RegionGrid:
         slots = np.arange(_TILE)
         y = rows.start[row][:, None] + np.minimum(slots[None, :], rows.length[row][:, None] - 1)  # (n, T)
         x = cols.start[col][:, None] + np.minimum(slots[None, :], cols.length[col][:, None] - 1)
-        values = up.values_at(maps, index[:, None, None], y[:, :, None], x[:, None, :])  # (n, T, T)
+        block_row, block_col = rows.parent[row], cols.parent[col]
+        values = up.values_in_blocks(maps, index, block_row, block_col, y[:, :, None], x[:, None, :])  # (n, T, T)
         r = _range_of(values, low[index], high[index])
         quarters = [r[:, dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]  # each (n, quad row, quad column)
         lowest = np.minimum(np.minimum(quarters[0], quarters[1]), np.minimum(quarters[2], quarters[3]))

@@ -157,6 +157,30 @@ class BilinearUpsampler:
         )
         return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])
 
+    def values_in_blocks(
+        self,
+        maps: NDArray[np.floating],
+        index: NDArray[np.intp],
+        block_row: NDArray[np.intp],
+        block_col: NDArray[np.intp],
+        row: NDArray[np.intp],
+        col: NDArray[np.intp],
+    ) -> NDArray[np.float32]:
+        """Like :meth:`values_at` for pixels known to lie in blocks ``(block_row, block_col)`` of ``maps[index]``.
+
+        ``index`` and the blocks are (n,) arrays; ``row`` and ``col`` broadcast against
+        ``(n, ...)``. The four cells are read once per block; the values are the same.
+        """
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        top, bottom = rows.left[rows.block_start[block_row]], rows.right[rows.block_start[block_row]]
+        left, right = cols.left[cols.block_start[block_col]], cols.right[cols.block_start[block_col]]
+        extra = (slice(None),) + (None,) * (np.ndim(row) - 1)
+        corners = tuple(
+            maps[index, y, x][extra] for y, x in ((top, left), (top, right), (bottom, left), (bottom, right))
+        )
+        return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])  # type: ignore[arg-type]
+
     def _candidate_blocks(
         self, maps: NDArray[np.floating], lower: NDArray[np.float32]
     ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp], NDArray[np.float32], NDArray[np.bool_]]:
