@@ -132,7 +132,6 @@ class UnitCountAccumulator:
         assert self.ranges is not None and self._grid is not None
         low, high = self.ranges
         grid = self._grid
-        n_units = self.n_units
         for image in range(len(maps)):
             units = np.flatnonzero(maxima[image] >= low[:, 0])  # upsampling never exceeds the maximum
             if len(units) == 0:
