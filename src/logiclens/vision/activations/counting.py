@@ -3,7 +3,9 @@
 Each (image, unit) map is upsampled to the annotation resolution, thresholded, and its
 active pixels are counted per signature of the concept set. Maps whose maximum does not
 exceed the unit's threshold are skipped, and within a map only the blocks of pixels that can
-exceed it are upsampled (upsampling never exceeds the input cells it mixes).
+exceed it are upsampled (upsampling never exceeds the input cells it mixes). With activation
+ranges, whole regions of a map are assigned to a range at once
+(:mod:`logiclens.vision.activations.regions`).
 """
 
 from __future__ import annotations
