@@ -110,3 +110,20 @@ def test_classified_intervals_lie_where_they_are_said_to(lo, width, seed, k) -> 
         assert set(ranges_of) == {int(got[0])}
     truly_one = (low[0] <= lo) & (hi <= high[0])
     assert decided[0] == (truly_one.any() or not ((low[0] <= hi) & (high[0] >= lo)).any())
+
+
+def test_units_assigned_block_by_block_count_the_same(monkeypatch) -> None:
+    from logiclens.vision.activations import counting
+
+    monkeypatch.setattr(counting, "_UNITS_PER_ASSIGN", 2)  # five units: three blocks
+    rng = np.random.default_rng(5)
+    maps = rng.normal(size=(2, 5, 3, 4)).astype(np.float32)
+    low = np.tile(np.float32([-9, -0.3, 0.4]), (5, 1))
+    high = np.tile(np.float32([-0.5, 0.3, 9]), (5, 1))
+    ids = rng.integers(-1, 4, size=(2, 11, 13))
+    upsampler = BilinearUpsampler((3, 4), (11, 13))
+    accumulator = UnitCountAccumulator(np.zeros(5), 4, upsampler, ranges=(low, high))
+    accumulator.add(maps, ids)
+    np.testing.assert_array_equal(
+        accumulator.counts().toarray(), _plain_counts(maps, [ids], low, high, upsampler, 4)[0]
+    )

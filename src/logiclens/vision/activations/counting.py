@@ -25,6 +25,8 @@ from logiclens.vision.activations.upsample import BilinearUpsampler
 __all__ = ["UnitCountAccumulator"]
 
 _PAIRS_PER_CHUNK = 4096
+#: units of one image whose ranges are assigned together
+_UNITS_PER_ASSIGN = 2048
 
 
 class UnitCountAccumulator:
@@ -138,11 +140,17 @@ class UnitCountAccumulator:
             units = np.flatnonzero(maxima[image] >= low[:, 0])  # upsampling never exceeds the maximum
             if len(units) == 0:
                 continue
-            index, region, k = grid.assign(maps[image, units], low[units], high[units])
+            parts = [  # a block of units at a time bounds the memory of wide layers
+                (chosen, *grid.assign(maps[image, chosen], low[chosen], high[chosen]))
+                for chosen in np.array_split(units, -(-len(units) // _UNITS_PER_ASSIGN))
+            ]
+            index = np.concatenate([chosen[i] for chosen, i, _, _ in parts])
+            region = np.concatenate([r for _, _, r, _ in parts])
+            k = np.concatenate([kk for _, _, _, kk in parts]).astype(np.intp)
             if len(index) == 0:
                 continue
             histograms = self._histograms([ids[image] for ids in flat])
-            row = units[index] * self.n_ranges + k
+            row = index * self.n_ranges + k
             # regions of one map never overlap: the pairs are distinct, so the CSR form is built
             # directly (rows grouped by a stable sort, radix for small row counts)
             order = np.argsort(row.astype(np.int16 if self._rows < 2**15 else np.int64), kind="stable")
