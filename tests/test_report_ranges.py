@@ -102,3 +102,18 @@ def test_ranged_report_renders_in_headless_chromium(report: Path, render_in_chro
     assert dom.count('<tr data-anchor="u-relu-') == 12  # one table row per range
     assert "unit 0 · range 2" in dom
     assert dom.count('class="overlay"') >= 3
+
+
+def test_range_statistics_count_positions_in_each_range() -> None:
+    from logiclens.report.examples import range_statistics
+
+    rng = np.random.default_rng(1)
+    activations = rng.normal(size=(5, 2, 3, 3)).astype(np.float32)
+    channels, low, high = np.array([1, 0, 1]), np.array([-1.0, 0.0, 5.0]), np.array([0.5, 9.0, 6.0])
+    inside, largest = range_statistics(activations, channels, low, high, batch_size=2)
+    for row, (c, lo, hi) in enumerate(zip(channels, low, high)):
+        values = activations[:, c].reshape(5, -1)
+        holds = (values >= lo) & (values <= hi)
+        np.testing.assert_array_equal(inside[:, row], holds.sum(axis=1))
+        np.testing.assert_array_equal(largest[:, row], np.where(holds, values, -np.inf).max(axis=1))
+    assert (inside[:, 2] == 0).all() and np.isneginf(largest[:, 2]).all()

@@ -80,6 +80,8 @@ def range_statistics(
     upper = np.asarray(high, np.float32)[None, :, None]
     inside = np.empty((n_images, len(channels)), np.float32)
     largest = np.empty((n_images, len(channels)), np.float32)
+    positions = int(np.prod(activations.shape[2:]))
+    batch_size = max(1, min(batch_size, 8_000_000 // max(1, len(channels) * positions)))  # bounded memory
     for part in batch_slices(n_images, batch_size):
         maps = np.asarray(activations[part], dtype=np.float32).reshape(part.stop - part.start, activations.shape[1], -1)
         values = maps[:, channels]
