@@ -185,10 +185,7 @@ def run(args: argparse.Namespace) -> int:
         except AnalysisError as error:  # the dissection itself succeeded: keep it and its report
             print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
             status = 2
-    if args.ranges > 1 and not args.no_report:
-        print("logiclens: no HTML report for activation ranges yet (results.csv and results.jsonl hold them)",
-              file=sys.stderr)  # fmt: skip
-    elif not args.no_report:
+    if not args.no_report:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return status
