@@ -31,11 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_scale import LabelGenerator, build_units, make_vocabulary  # noqa: E402
-
-from logiclens import ConceptSet, UnitMasks  # noqa: E402
-from logiclens.core.search.beam import BeamSettings, PrimitiveTable, iou_of, search_unit  # noqa: E402
-from logiclens.core.search.optimal import ceiling, certify, optimal_unit  # noqa: E402
+from logiclens import ConceptSet, UnitMasks
+from logiclens.core.search.beam import BeamSettings, PrimitiveTable, iou_of, search_unit
+from logiclens.core.search.optimal import ceiling, certify, optimal_unit
+from search_scale import LabelGenerator, build_units, make_vocabulary
 
 
 def load_problem(cache: Path | None, n_units: int, seed: int) -> tuple[ConceptSet, UnitMasks, float]:
