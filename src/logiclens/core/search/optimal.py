@@ -152,8 +152,6 @@ _PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArr
     weakref.WeakKeyDictionary()
 )
 _COOC: weakref.WeakKeyDictionary[PrimitiveTable, NDArray[np.int64]] = weakref.WeakKeyDictionary()
-_WITHIN: weakref.WeakKeyDictionary[PrimitiveTable, dict[int, NDArray[np.int64]]] = weakref.WeakKeyDictionary()
-_WITHIN_BYTES = 256 * 2**20  # memory for cached |A AND C AND C'| tables, per primitive table
 
 
 def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -262,6 +260,7 @@ class _Search:
         self.has_or = bool(self.or_ops)
         self.trace: list[tuple] | None = None
         self._lam: tuple[int, int] | None = None
+        self._unit_inc: sp.csr_array | None = None
 
     # ---------------------------------------------------------------- co-occurrence counts
     def _cooccurrence(self, rows: NDArray[np.intp], weights: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -277,16 +276,17 @@ class _Search:
         return np.rint(sums).astype(np.int64)
 
     def _rows_cooccurrence(
-        self, rows: NDArray[np.intp], weights: NDArray[np.int64], xs: NDArray[np.intp]
+        self, rows: NDArray[np.intp], weights: NDArray[np.int64], xs: NDArray[np.intp], inc: sp.csr_array | None = None
     ) -> NDArray[np.int64]:
         """(len(xs), K): entry (i, C) = sum of ``weights`` over the given signatures holding xs[i] and C.
 
-        Exact for integer weights whose sums stay below 2**53 (counts and scaled gains do).
+        Exact for integer weights whose sums stay below 2**53 (counts and scaled gains do). ``inc``:
+        the rows ``rows`` of ``table.by_signature``, if already at hand.
         """
         k = len(self.table)
         if len(xs) == 0 or len(rows) == 0:
             return np.zeros((len(xs), k), np.int64)
-        inc = self.table.by_signature[rows]
+        inc = self.table.by_signature[rows] if inc is None else inc
         right = sp.csr_array(
             (np.repeat(weights.astype(np.float64), np.diff(inc.indptr)), inc.indices, inc.indptr), shape=inc.shape
         )
@@ -313,7 +313,9 @@ class _Search:
         """Rows ``xs`` of |M AND C AND C'|, computed on first use only."""
         missing = np.unique(xs[~self._cm_have[xs]])
         if len(missing):
-            self.cooc_m[missing] = self._rows_cooccurrence(self.unit_index, self.m, missing)
+            if self._unit_inc is None:
+                self._unit_inc = self.table.by_signature[self.unit_index]
+            self.cooc_m[missing] = self._rows_cooccurrence(self.unit_index, self.m, missing, self._unit_inc)
             self._cm_have[missing] = True
         return self.cooc_m[xs]
 
@@ -524,27 +526,15 @@ class _Search:
         return out, target
 
     def cooccurrence_within(
-        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], primitive: int | None = None
+        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], xs: NDArray[np.intp]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures.
-
-        When F is the primitive ``primitive``, the first table (the same for every unit) is cached
-        per primitive table, within a memory cap.
-        """
-        if primitive is not None:
-            cache = _WITHIN.setdefault(self.table, {})
-            if primitive not in cache:
-                within_w, _ = self.cooccurrence_within(members, inside_u[:0])
-                if (len(cache) + 1) * within_w.nbytes <= _WITHIN_BYTES:
-                    cache[primitive] = within_w
-            else:
-                within_w = cache[primitive]
-            return within_w, self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+        """Rows ``xs`` of |F AND C AND C'| and |M AND F AND C AND C'|, F given by its signatures."""
         if 2 * np.count_nonzero(members) <= len(members):
-            within_w = self._cooccurrence(self.all_rows[members], self.weights[members])
+            within_w = self._rows_cooccurrence(self.all_rows[members], self.weights[members], xs)
         else:
-            within_w = self.cooc_w - self._cooccurrence(self.all_rows[~members], self.weights[~members])
-        within_m = self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+            outside = self._rows_cooccurrence(self.all_rows[~members], self.weights[~members], xs)
+            within_w = self.cooc_w[xs] - outside
+        within_m = self._rows_cooccurrence(self.unit_index[inside_u], self.m[inside_u], xs)
         return within_w, within_m
 
     # ---------------------------------------------------------------- incumbent-dependent sums
@@ -849,7 +839,6 @@ def optimal_unit(
         c_hits: NDArray[np.int64],
         both: NDArray[np.int64],
         unit_both: NDArray[np.int64],
-        primitive: int | None = None,
     ) -> None:
         """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
 
@@ -861,9 +850,10 @@ def optimal_unit(
             return
         cs, os_ = np.divmod(index, n_ops)
         prims = expand[cs]
-        within_w, within_m = search.cooccurrence_within(members, inside_u, primitive)
+        xs, at = np.unique(prims, return_inverse=True)
+        within_w, within_m = search.cooccurrence_within(members, inside_u, xs)
         cols = expand
-        gf_w, gf_m = within_w[np.ix_(prims, cols)], within_m[np.ix_(prims, cols)]
+        gf_w, gf_m = within_w[np.ix_(at, cols)], within_m[np.ix_(at, cols)]
         g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.unit_rows(prims)[:, cols]
         hb, hu = np.empty_like(gf_w), np.empty_like(gf_m)
         for o, op in enumerate(operators):
@@ -994,7 +984,7 @@ def optimal_unit(
                 lam = (state["num"], state["den"])
                 rest = rows_sub[row:]
                 columns = expand[passing[rest].any(axis=(0, 2))]
-                bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest], columns)
+                bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest])
                 keep = passing[rest] & (bounds > target)
                 if search.trace is not None:
                     for r, c, o in zip(*np.nonzero(passing[rest] & ~keep), strict=True):
@@ -1020,7 +1010,6 @@ def optimal_unit(
                 c_hits[row],
                 both[row],
                 unit_both[row],
-                j,
             )
             open_first = open_first[open_first != j]
 
