@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,7 +102,9 @@ class PairBlocks:
     Attributes
     ----------
     block : int array, shape (len(first), n_blocks)
-        Bound on the subtree of every pair of the block (first leaf ``first[r]``, extensions ``columns[j]``).
+        Bound on the subtree of every pair of the block (first leaf ``first[r]``, extensions ``columns[j]``),
+        for every operator but AND; AND pairs are bounded one by one from g(A AND B), which is zero
+        except on the few pairs that share a positive signature.
     columns : list of int arrays
         Per block, positions into ``expand`` of its extension primitives.
     rows, cols : int arrays
@@ -111,6 +113,8 @@ class PairBlocks:
         Bound on each such pair's subtree, per operator.
     target : int
         num |M|: a subtree whose bound is at most this holds nothing above the ratio.
+    g2_of : callable
+        g(A AND B) for arrays of primitives A, B (exact; zero unless they share a positive signature).
     """
 
     block: NDArray[np.int64]
@@ -119,6 +123,7 @@ class PairBlocks:
     cols: NDArray[np.intp]
     entry: NDArray[np.int64]
     target: int
+    g2_of: Callable[[NDArray[np.intp], NDArray[np.intp]], NDArray[np.int64]]
 
 
 def _column_sums(
@@ -152,6 +157,7 @@ _PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArr
     weakref.WeakKeyDictionary()
 )
 _COOC: weakref.WeakKeyDictionary[PrimitiveTable, NDArray[np.int64]] = weakref.WeakKeyDictionary()
+_BLOCKS: weakref.WeakKeyDictionary[PrimitiveTable, tuple] = weakref.WeakKeyDictionary()
 
 
 def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -171,6 +177,12 @@ def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.in
         pair_indptr = np.concatenate([[0], np.cumsum(degree * degree)])
         _PAIRS[table] = (pair_indptr, first * k + second)
     return _PAIRS[table]
+
+
+def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
+    """The distinct values, sorted (a sort and a comparison; cheaper here than ``np.unique``)."""
+    values = np.sort(values)
+    return values[np.diff(values, prepend=values[:1] - 1) != 0] if len(values) else values
 
 
 def _topsum(values: NDArray[np.int64], r: int) -> int:
@@ -260,7 +272,7 @@ class _Search:
         self.has_or = bool(self.or_ops)
         self.trace: list[tuple] | None = None
         self._lam: tuple[int, int] | None = None
-        self._unit_inc: sp.csr_array | None = None
+        self._local: NDArray[np.intp] | None = None  # signature -> position among the unit's, or -1
 
     # ---------------------------------------------------------------- co-occurrence counts
     def _cooccurrence(self, rows: NDArray[np.intp], weights: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -311,11 +323,23 @@ class _Search:
 
     def unit_rows(self, xs: NDArray[np.intp]) -> NDArray[np.int64]:
         """Rows ``xs`` of |M AND C AND C'|, computed on first use only."""
-        missing = np.unique(xs[~self._cm_have[xs]])
+        missing = _sorted_unique(xs[~self._cm_have[xs]])
         if len(missing):
-            if self._unit_inc is None:
-                self._unit_inc = self.table.by_signature[self.unit_index]
-            self.cooc_m[missing] = self._rows_cooccurrence(self.unit_index, self.m, missing, self._unit_inc)
+            if self._local is None:
+                self._local = np.full(self.n_sig, -1)
+                self._local[self.unit_index] = np.arange(len(self.unit_index))
+            # the unit's signatures holding each missing x, then their primitives, in one pass
+            k = len(self.table)
+            at, lengths = _gather(self.table.by_column.indptr, missing)
+            sigs = self.table.by_column.indices[at]
+            owner = np.repeat(np.arange(len(missing)), lengths)
+            local = self._local[sigs]
+            held = local >= 0
+            sigs, owner, weights = sigs[held], owner[held], self.m[local[held]]
+            at, lengths = _gather(self.table.by_signature.indptr, sigs)
+            codes = np.repeat(owner, lengths) * k + self.table.by_signature.indices[at]
+            sums = np.bincount(codes, weights=np.repeat(weights.astype(np.float64), lengths), minlength=len(missing) * k)
+            self.cooc_m[missing] = np.rint(sums).astype(np.int64).reshape(len(missing), k)
             self._cm_have[missing] = True
         return self.cooc_m[xs]
 
@@ -357,7 +381,7 @@ class _Search:
                 bound = np.maximum(bound, h_hat + gn_max)
             return bound
 
-        def pair_bound(ga, ha, wa, gb, hb, gb_min, hb_min, g2, w2):
+        def pair_bound(ga, ha, gb, hb, gb_min, hb_min, g2, w2):
             """Bound on the subtree of A op B, max over the operators, from upper bounds of the terms.
 
             ga, ha: g(A), h(A); gb, hb: upper bounds of g(B), h(B); gb_min, hb_min: lower bounds;
@@ -379,45 +403,66 @@ class _Search:
                 out.append(subtree(g_hat, h_hat))
             return out
 
-        # blocks: extension primitives by decreasing h, _BLOCK per block
-        by_h = np.argsort(-he, kind="stable")
-        starts = np.arange(0, len(e), _BLOCK)
-        gJ, hJ = np.maximum.reduceat(ge[by_h], starts), np.maximum.reduceat(he[by_h], starts)
-        gJ_min, hJ_min = np.minimum.reduceat(ge[by_h], starts), np.minimum.reduceat(he[by_h], starts)
-        sJ = np.maximum.reduceat(sizes[e][by_h], starts)
-        ga, ha, sa = g1[first][:, None], h1[first][:, None], sizes[first][:, None]
+        # g(A AND B) > 0 only for pairs that share a positive signature: all of them, sparse, exactly
+        k = len(self.table)
+        positive = self.m * den > num * self.o
+        gains = den * self.m[positive] - num * self.o[positive]
+        pair_indptr, codes = _pair_codes(self.table)
+        at, lengths = _gather(pair_indptr, self.unit_index[positive])
+        pair_code, pair_gain = codes[at], np.repeat(gains, lengths)
+        sort = np.argsort(pair_code)
+        sorted_codes = pair_code[sort]
+        starts_g = np.flatnonzero(np.diff(sorted_codes, prepend=-1)) if len(sort) else np.zeros(0, np.intp)
+        g2_codes = sorted_codes[starts_g]
+        g2_values = np.add.reduceat(pair_gain[sort], starts_g) if len(sort) else np.zeros(0, np.int64)
+
+        def g2_of(a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.int64]:
+            code = a.astype(np.int64) * k + b
+            i = np.minimum(np.searchsorted(g2_codes, code), max(len(g2_codes) - 1, 0))
+            found = (g2_codes[i] == code) if len(g2_codes) else np.zeros(len(code), bool)
+            return np.where(found, g2_values[i] if len(g2_codes) else 0, 0)
+
+        # blocks: extension primitives by size, _BLOCK per block (every operator but AND)
+        by_size, starts, w_block = self.blocks()
+        gJ, hJ = np.maximum.reduceat(ge[by_size], starts), np.maximum.reduceat(he[by_size], starts)
+        gJ_min, hJ_min = np.minimum.reduceat(ge[by_size], starts), np.minimum.reduceat(he[by_size], starts)
+        ga, ha = g1[first][:, None], h1[first][:, None]
         block_ops = pair_bound(
             ga,
             ha,
-            None,
             gJ[None, :],
             hJ[None, :],
             gJ_min[None, :],
             hJ_min[None, :],
             np.minimum(ga, gJ[None, :]),
-            num * np.minimum(sa, sJ[None, :]),
+            num * w_block[first],
         )
-        block = np.max(block_ops, axis=0)  # (len(first), n_blocks)
+        not_and = [o for o, op in enumerate(ops) if op != "and"]
+        if not_and:
+            block = np.max([block_ops[o] for o in not_and], axis=0)  # (len(first), n_blocks)
+        else:
+            block = np.full((len(first), len(starts)), np.iinfo(np.int64).min // 4, np.int64)
         r_blk, j_blk = np.nonzero(block > target)
-        # the pairs of the surviving blocks, one entry each
+        # the pairs of the surviving blocks, and the AND pairs whose bound from g(A AND B) exceeds the target
         counts = np.diff(np.append(starts, len(e)))[j_blk]
-        r = np.repeat(r_blk, counts)
         local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        c = by_h[np.repeat(starts[j_blk], counts) + local]
+        r, c = np.repeat(r_blk, counts), by_size[np.repeat(starts[j_blk], counts) + local]
+        if "and" in ops and len(g2_codes):
+            pos_first = np.full(k, -1)
+            pos_first[first] = np.arange(len(first))
+            pos_e = np.full(k, -1)
+            pos_e[e] = np.arange(len(e))
+            a_and, b_and = np.divmod(g2_codes, k)
+            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & (subtree(g2_values, g2_values) > target)
+            entry_code = _sorted_unique(
+                np.concatenate([r * len(e) + c, pos_first[a_and[keep]] * len(e) + pos_e[b_and[keep]]])
+            )
+            r, c = np.divmod(entry_code, len(e))
         a, b = first[r], e[c]
-        g2 = np.zeros(len(r), np.int64)
-        rows_g = np.unique(r[g1[a] > 0])  # g(A AND B) = 0 when g(A) = 0
-        if len(rows_g):
-            positive = self.m * den > num * self.o
-            gains = den * self.m[positive] - num * self.o[positive]
-            table_g = self._rows_cooccurrence(self.unit_index[positive], gains, first[rows_g])
-            pos_g = np.full(len(first), -1)
-            pos_g[rows_g] = np.arange(len(rows_g))
-            sel = pos_g[r] >= 0
-            g2[sel] = table_g[pos_g[r[sel]], b[sel]]
+        g2 = g2_of(a, b)
         self.global_cooccurrence()
         w2 = num * self.cooc_w[a, b]
-        entry = np.stack(pair_bound(g1[a], h1[a], None, g1[b], h1[b], g1[b], h1[b], g2, w2), axis=-1)
+        entry = np.stack(pair_bound(g1[a], h1[a], g1[b], h1[b], g1[b], h1[b], g2, w2), axis=-1)
         ga_e = g1[a]
         for o, op in enumerate(ops):  # exact g(A op B) where the block used an upper bound
             if op == "and_not":
@@ -430,7 +475,23 @@ class _Search:
                 g_hat = g_tot - g1[b] + g2
                 h_hat = np.minimum(h1[a] + (g_tot - ga_e - g1[b] + g2), h_tot - h1[b] + g2)
                 entry[:, o] = subtree(g_hat, h_hat)
-        return PairBlocks(block, [by_h[s : s + _BLOCK] for s in starts], r, c, entry, target)
+        return PairBlocks(block, [by_size[s : s + _BLOCK] for s in starts], r, c, entry, target, g2_of)
+
+    def blocks(self) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """The blocks of extension primitives: positions into ``expand`` by size, block starts, and per
+        primitive A and block J the largest |A AND B| over B in J (cached per primitive table for the
+        default extension set, since it does not depend on the unit).
+        """
+        full = len(self.expand) == len(self.table)
+        if full and self.table in _BLOCKS:
+            return _BLOCKS[self.table]
+        self.global_cooccurrence()
+        by_size = np.argsort(self.sizes[self.expand], kind="stable")
+        starts = np.arange(0, len(self.expand), _BLOCK)
+        w_block = np.maximum.reduceat(self.cooc_w[:, self.expand[by_size]], starts, axis=1)
+        if full:
+            _BLOCKS[self.table] = (by_size, starts, w_block)
+        return by_size, starts, w_block
 
     def pair_bounds(
         self, num: int, den: int, first: NDArray[np.intp], extra: NDArray[np.intp] | None = None
@@ -928,10 +989,18 @@ def optimal_unit(
         blocks = search.pair_block_bounds(num0, den0, order, after)
         target = blocks.target
         if search.trace is not None:
+            entries = set(zip(blocks.rows.tolist(), blocks.cols.tolist(), strict=True))
             for r, j in zip(*np.nonzero(blocks.block <= target), strict=True):
                 for c in blocks.columns[j]:
-                    for o in range(n_ops):
-                        record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+                    for o, op in enumerate(operators):
+                        if op != "and" and (int(r), int(c)) not in entries:
+                            record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+            if "and" in operators:
+                o = operators.index("and")
+                for r in range(len(order)):
+                    for c in range(len(expand)):
+                        if (r, c) not in entries:
+                            record("and-pair", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
             for i, o in zip(*np.nonzero(blocks.entry <= target), strict=True):
                 prefix = ((int(order[blocks.rows[i]]), -1), (int(expand[blocks.cols[i]]), int(o)))
                 record("pair-block", prefix, after, num0, den0)
@@ -983,7 +1052,6 @@ def optimal_unit(
                 # bounds at the current incumbent, for the rows not yet done
                 lam = (state["num"], state["den"])
                 rest = rows_sub[row:]
-                columns = expand[passing[rest].any(axis=(0, 2))]
                 bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest])
                 keep = passing[rest] & (bounds > target)
                 if search.trace is not None:
