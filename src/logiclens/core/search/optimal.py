@@ -338,7 +338,8 @@ class _Search:
             sigs, owner, weights = sigs[held], owner[held], self.m[local[held]]
             at, lengths = _gather(self.table.by_signature.indptr, sigs)
             codes = np.repeat(owner, lengths) * k + self.table.by_signature.indices[at]
-            sums = np.bincount(codes, weights=np.repeat(weights.astype(np.float64), lengths), minlength=len(missing) * k)
+            weights = np.repeat(weights.astype(np.float64), lengths)
+            sums = np.bincount(codes, weights=weights, minlength=len(missing) * k)
             self.cooc_m[missing] = np.rint(sums).astype(np.int64).reshape(len(missing), k)
             self._cm_have[missing] = True
         return self.cooc_m[xs]
@@ -368,7 +369,6 @@ class _Search:
         g_max, h_max = int(ge.max()), int(he.max())
         gn_max = g_tot - int(ge.min())
         has_and = any(op in _AND_OPS for op in ops)
-        sizes = self.sizes
 
         def subtree(g_hat, h_hat):
             """Bound on h over H (given g_hat >= g(H), h_hat >= h(H)) and its continuations."""
