@@ -125,6 +125,10 @@ class PairBlocks:
     target: int
     g2_of: Callable[[NDArray[np.intp], NDArray[np.intp]], NDArray[np.int64]]
 
+    def passing(self) -> NDArray[np.bool_]:
+        """Per listed pair and operator: its subtree may hold a formula above the ratio (bound > target)."""
+        return _exceeds(self.entry, self.target)
+
 
 def _column_sums(
     table: PrimitiveTable, rows: NDArray[np.intp], weights: list[NDArray[np.int64]]
@@ -177,6 +181,11 @@ def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.in
         pair_indptr = np.concatenate([[0], np.cumsum(degree * degree)])
         _PAIRS[table] = (pair_indptr, first * k + second)
     return _PAIRS[table]
+
+
+def _exceeds(bound: NDArray[np.int64], target: int) -> NDArray[np.bool_]:
+    """Where a scaled bound leaves room above the ratio: bound > num |M| (at equality nothing can beat it)."""
+    return bound > target
 
 
 def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
@@ -442,7 +451,7 @@ class _Search:
             block = np.max([block_ops[o] for o in not_and], axis=0)  # (len(first), n_blocks)
         else:
             block = np.full((len(first), len(starts)), np.iinfo(np.int64).min // 4, np.int64)
-        r_blk, j_blk = np.nonzero(block > target)
+        r_blk, j_blk = np.nonzero(_exceeds(block, target))
         # the pairs of the surviving blocks, and the AND pairs whose bound from g(A AND B) exceeds the target
         counts = np.diff(np.append(starts, len(e)))[j_blk]
         local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -453,7 +462,7 @@ class _Search:
             pos_e = np.full(k, -1)
             pos_e[e] = np.arange(len(e))
             a_and, b_and = np.divmod(g2_codes, k)
-            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & (subtree(g2_values, g2_values) > target)
+            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & _exceeds(subtree(g2_values, g2_values), target)
             entry_code = _sorted_unique(
                 np.concatenate([r * len(e) + c, pos_first[a_and[keep]] * len(e) + pos_e[b_and[keep]]])
             )
@@ -863,7 +872,7 @@ def optimal_unit(
                     if search.has_or:
                         extra = top_a + np.minimum(r_child * (g_f - g_h), top_b)
                     bound[:, o] = g_h + extra
-            survive = valid & (bound > target)
+            survive = valid & _exceeds(bound, target)
             if search.trace is not None:
                 for i in np.flatnonzero((valid & ~survive).ravel()):
                     c, o = divmod(int(i), n_ops)
@@ -1004,7 +1013,7 @@ def optimal_unit(
             for i, o in zip(*np.nonzero(blocks.entry <= target), strict=True):
                 prefix = ((int(order[blocks.rows[i]]), -1), (int(expand[blocks.cols[i]]), int(o)))
                 record("pair-block", prefix, after, num0, den0)
-        pass_entry = blocks.entry > target
+        pass_entry = blocks.passing()
         pos_order = np.full(len(table), -1)
         pos_order[order] = np.arange(len(order))
         pos_expand = np.full(len(table), -1)
@@ -1053,7 +1062,7 @@ def optimal_unit(
                 lam = (state["num"], state["den"])
                 rest = rows_sub[row:]
                 bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest])
-                keep = passing[rest] & (bounds > target)
+                keep = passing[rest] & _exceeds(bounds, target)
                 if search.trace is not None:
                     for r, c, o in zip(*np.nonzero(passing[rest] & ~keep), strict=True):
                         prefix = ((int(sub[rest[r]]), -1), (int(expand[c]), int(o)))
