@@ -93,6 +93,7 @@ class _BudgetError(Exception):
 
 
 _BLOCK = 32  # extension primitives per block of pairs
+_TOP = 4  # primitives of largest h(C) whose OR step on an AND pair is bounded one by one
 
 
 @dataclass
@@ -186,6 +187,14 @@ def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.in
 def _exceeds(bound: NDArray[np.int64], target: int) -> NDArray[np.bool_]:
     """Where a scaled bound leaves room above the ratio: bound > num |M| (at equality nothing can beat it)."""
     return bound > target
+
+
+def _lookup(codes: NDArray[np.int64], values: NDArray[np.int64], query: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``values`` at ``query`` in the sorted ``codes``, 0 where absent."""
+    if len(codes) == 0:
+        return np.zeros(len(query), np.int64)
+    i = np.minimum(np.searchsorted(codes, query), len(codes) - 1)
+    return np.where(codes[i] == query, values[i], 0)
 
 
 def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
@@ -415,21 +424,37 @@ class _Search:
         # g(A AND B) > 0 only for pairs that share a positive signature: all of them, sparse, exactly
         k = len(self.table)
         positive = self.m * den > num * self.o
+        pos_rows = self.unit_index[positive]
         gains = den * self.m[positive] - num * self.o[positive]
-        pair_indptr, codes = _pair_codes(self.table)
-        at, lengths = _gather(pair_indptr, self.unit_index[positive])
-        pair_code, pair_gain = codes[at], np.repeat(gains, lengths)
-        sort = np.argsort(pair_code)
-        sorted_codes = pair_code[sort]
-        starts_g = np.flatnonzero(np.diff(sorted_codes, prepend=-1)) if len(sort) else np.zeros(0, np.intp)
-        g2_codes = sorted_codes[starts_g]
-        g2_values = np.add.reduceat(pair_gain[sort], starts_g) if len(sort) else np.zeros(0, np.int64)
+        g2_codes, g2_values = self._pair_sums(pos_rows, gains)
 
         def g2_of(a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.int64]:
-            code = a.astype(np.int64) * k + b
-            i = np.minimum(np.searchsorted(g2_codes, code), max(len(g2_codes) - 1, 0))
-            found = (g2_codes[i] == code) if len(g2_codes) else np.zeros(len(code), bool)
-            return np.where(found, g2_values[i] if len(g2_codes) else 0, 0)
+            return _lookup(g2_codes, g2_values, a.astype(np.int64) * k + b)
+
+        # AND pairs H = A AND B: an OR step with one of the few primitives C of largest h adds at most
+        # h(C) + g(H minus C), with g(H minus C) = g(A AND B) - g(A AND B AND C), sparse as well
+        top = np.argsort(-he, kind="stable")[:_TOP]
+        h_rest = int(np.delete(he, top).max()) if len(e) > _TOP else np.iinfo(np.int64).min // 4
+        triples = []
+        for t in top:
+            column = self.table.column(int(e[t]))
+            held = np.isin(pos_rows, column, assume_unique=True)
+            triples.append((int(he[t]), *self._pair_sums(pos_rows[held], gains[held])))
+
+        def and_subtree(g2: NDArray[np.int64], code: NDArray[np.int64]) -> NDArray[np.int64]:
+            """Bound on h over A AND B (g2 = g(A AND B), code = A K + B) and its continuations."""
+            if remaining == 0:
+                return g2
+            bound = g2
+            if "or" in ops:
+                best_top = np.full(len(g2), np.iinfo(np.int64).min // 4, np.int64)
+                for h_c, codes3, values3 in triples:
+                    best_top = np.maximum(best_top, h_c + g2 - _lookup(codes3, values3, code))
+                or_term = np.minimum(np.minimum(h_max + g2, g2 + g_max), np.maximum(h_rest + g2, best_top))
+                bound = np.maximum(bound, or_term)
+            if "or_not" in ops:
+                bound = np.maximum(bound, g2 + gn_max)
+            return bound
 
         # blocks: extension primitives by size, _BLOCK per block (every operator but AND)
         by_size, starts, w_block = self.blocks()
@@ -462,7 +487,7 @@ class _Search:
             pos_e = np.full(k, -1)
             pos_e[e] = np.arange(len(e))
             a_and, b_and = np.divmod(g2_codes, k)
-            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & _exceeds(subtree(g2_values, g2_values), target)
+            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & _exceeds(and_subtree(g2_values, g2_codes), target)
             entry_code = _sorted_unique(
                 np.concatenate([r * len(e) + c, pos_first[a_and[keep]] * len(e) + pos_e[b_and[keep]]])
             )
@@ -474,7 +499,9 @@ class _Search:
         entry = np.stack(pair_bound(g1[a], h1[a], g1[b], h1[b], g1[b], h1[b], g2, w2), axis=-1)
         ga_e = g1[a]
         for o, op in enumerate(ops):  # exact g(A op B) where the block used an upper bound
-            if op == "and_not":
+            if op == "and":
+                entry[:, o] = and_subtree(g2, a.astype(np.int64) * k + b)
+            elif op == "and_not":
                 entry[:, o] = subtree(ga_e - g2, np.minimum(ga_e - g2, h1[a] - g2 + w2))
             elif op == "or":
                 g_hat = np.minimum(ga_e + g1[b] - g2, g_tot)
@@ -485,6 +512,21 @@ class _Search:
                 h_hat = np.minimum(h1[a] + (g_tot - ga_e - g1[b] + g2), h_tot - h1[b] + g2)
                 entry[:, o] = subtree(g_hat, h_hat)
         return PairBlocks(block, [by_size[s : s + _BLOCK] for s in starts], r, c, entry, target, g2_of)
+
+    def _pair_sums(
+        self, rows: NDArray[np.intp], weights: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Sparse co-occurrence sums: codes C K + C' (sorted) of the pairs the given signatures hold, and the
+        sum of ``weights`` over the signatures holding each pair (exact integers)."""
+        pair_indptr, codes = _pair_codes(self.table)
+        at, lengths = _gather(pair_indptr, rows)
+        pair_code, pair_weight = codes[at], np.repeat(weights, lengths)
+        if len(pair_code) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        sort = np.argsort(pair_code)
+        sorted_codes = pair_code[sort]
+        starts = np.flatnonzero(np.diff(sorted_codes, prepend=-1))
+        return sorted_codes[starts], np.add.reduceat(pair_weight[sort], starts)
 
     def blocks(self) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
         """The blocks of extension primitives: positions into ``expand`` by size, block starts, and per
