@@ -373,7 +373,26 @@ def test_pair_block_and_pair_bounds_cover_every_pair_subtree(problem, ratio):
     plain = Plain(*problem)
     if plain.m == 0 or not plain.first:
         return
-    num, den = min(ratio), max(ratio)
+    _check_pair_blocks(plain, min(ratio), max(ratio))
+
+
+def test_and_pairs_without_shared_positive_signatures_are_bounded_with_or_not():
+    """(A AND B) OR NOT C can beat the ratio although A AND B holds no positive signature: AND pairs go to blocks."""
+    n = 20
+    a, b, c = (np.zeros(n, bool) for _ in range(3))
+    a[[0, 1, 2, 3, 4, 10]] = True
+    b[3:7] = True
+    c[:10] = True
+    unit = ~c
+    plain = Plain(
+        np.stack([a, b, c]), ["A", "B", "C"], None, unit, BeamSettings(max_length=3, operators=("and", "or_not"))
+    )
+    truth = _pair_subtree_best(plain, 0, 1, "and", 1, 1, 2)
+    assert truth > 1 * plain.m  # beats the ratio 1/2
+    _check_pair_blocks(plain, 1, 2)
+
+
+def _check_pair_blocks(plain: Plain, num: int, den: int) -> None:
     search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
     search.expand = np.asarray(plain.expand, np.intp)
     first = np.asarray(plain.first, np.intp)
@@ -389,12 +408,12 @@ def test_pair_block_and_pair_bounds_cover_every_pair_subtree(problem, ratio):
                 truth = _pair_subtree_best(plain, a, b, op, after, num, den)
                 if (r, c) in listed:
                     assert truth <= blocks.entry[listed[(r, c)], o], (a, op, b)
-                elif op == "and":  # not listed: its bound from g(A AND B) is at most the target
+                elif op == "and" and not blocks.and_in_blocks:  # not listed: bound from g(A AND B) <= target
                     assert truth <= blocks.target, (a, op, b)
                 else:
                     assert blocks.block[r, block_of[c]] <= blocks.target
                     assert truth <= blocks.target, (a, op, b)
-                if op != "and":
+                if op != "and" or blocks.and_in_blocks:
                     assert truth <= blocks.block[r, block_of[c]], (a, op, b)
                 g_and = plain.prims[a] & plain.prims[b]
                 positive = g_and  # g(A AND B) by brute force over the unit's signatures

@@ -116,6 +116,10 @@ class PairBlocks:
         num |M|: a subtree whose bound is at most this holds nothing above the ratio.
     g2_of : callable
         g(A AND B) for arrays of primitives A, B (exact; zero unless they share a positive signature).
+    and_in_blocks : bool
+        AND pairs are in the blocks too (when the bound of an AND pair with g(A AND B) = 0 exceeds the
+        target, e.g. at a ratio below some primitive's IoU, or with OR NOT); otherwise every AND pair not
+        listed has a bound from g(A AND B) at most the target.
     """
 
     block: NDArray[np.int64]
@@ -125,6 +129,7 @@ class PairBlocks:
     entry: NDArray[np.int64]
     target: int
     g2_of: Callable[[NDArray[np.intp], NDArray[np.intp]], NDArray[np.int64]]
+    and_in_blocks: bool = False
 
     def passing(self) -> NDArray[np.bool_]:
         """Per listed pair and operator: its subtree may hold a formula above the ratio (bound > target)."""
@@ -385,7 +390,7 @@ class _Search:
         e, ops = self.expand, self.operators
         ge, he = g1[e], h1[e]
         g_max, h_max = int(ge.max()), int(he.max())
-        gn_max = g_tot - int(ge.min())
+        gn_max, hn_max = g_tot - int(ge.min()), h_tot - int(he.min())  # g(not C), h(not C) at most
         has_and = any(op in _AND_OPS for op in ops)
 
         def subtree(g_hat, h_hat):
@@ -395,8 +400,8 @@ class _Search:
             bound = g_hat if has_and else np.minimum(g_hat, h_hat)
             if "or" in ops:  # h(H u C) <= h(C) + g(H) and <= h(H) + g(C)
                 bound = np.maximum(bound, np.minimum(h_max + g_hat, h_hat + g_max))
-            if "or_not" in ops:  # h(H u not C) <= h(H) + g(not C)
-                bound = np.maximum(bound, h_hat + gn_max)
+            if "or_not" in ops:  # h(H u not C) <= h(H) + g(not C) and <= h(not C) + g(H)
+                bound = np.maximum(bound, np.minimum(h_hat + gn_max, hn_max + g_hat))
             return bound
 
         def pair_bound(ga, ha, gb, hb, gb_min, hb_min, g2, w2):
@@ -453,7 +458,7 @@ class _Search:
                 or_term = np.minimum(np.minimum(h_max + g2, g2 + g_max), np.maximum(h_rest + g2, best_top))
                 bound = np.maximum(bound, or_term)
             if "or_not" in ops:
-                bound = np.maximum(bound, g2 + gn_max)
+                bound = np.maximum(bound, g2 + min(gn_max, hn_max))
             return bound
 
         # blocks: extension primitives by size, _BLOCK per block (every operator but AND)
@@ -471,7 +476,11 @@ class _Search:
             np.minimum(ga, gJ[None, :]),
             num * w_block[first],
         )
-        not_and = [o for o, op in enumerate(ops) if op != "and"]
+        # an AND pair without a shared positive signature (g(A AND B) = 0) is bounded by and_zero; when that
+        # leaves room above the target, AND pairs are bounded by blocks like the others
+        and_zero = int(and_subtree(np.zeros(1, np.int64), np.full(1, -1, np.int64))[0]) if "and" in ops else 0
+        and_in_blocks = "and" in ops and bool(_exceeds(np.array([and_zero]), target)[0])
+        not_and = [o for o, op in enumerate(ops) if op != "and" or and_in_blocks]
         if not_and:
             block = np.max([block_ops[o] for o in not_and], axis=0)  # (len(first), n_blocks)
         else:
@@ -511,7 +520,8 @@ class _Search:
                 g_hat = g_tot - g1[b] + g2
                 h_hat = np.minimum(h1[a] + (g_tot - ga_e - g1[b] + g2), h_tot - h1[b] + g2)
                 entry[:, o] = subtree(g_hat, h_hat)
-        return PairBlocks(block, [by_size[s : s + _BLOCK] for s in starts], r, c, entry, target, g2_of)
+        columns = [by_size[s : s + _BLOCK] for s in starts]
+        return PairBlocks(block, columns, r, c, entry, target, g2_of, and_in_blocks)
 
     def _pair_sums(
         self, rows: NDArray[np.intp], weights: NDArray[np.int64]
@@ -1044,9 +1054,9 @@ def optimal_unit(
             for r, j in zip(*np.nonzero(blocks.block <= target), strict=True):
                 for c in blocks.columns[j]:
                     for o, op in enumerate(operators):
-                        if op != "and" and (int(r), int(c)) not in entries:
+                        if (op != "and" or blocks.and_in_blocks) and (int(r), int(c)) not in entries:
                             record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
-            if "and" in operators:
+            if "and" in operators and not blocks.and_in_blocks:
                 o = operators.index("and")
                 for r in range(len(order)):
                     for c in range(len(expand)):
