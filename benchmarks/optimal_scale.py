@@ -128,6 +128,8 @@ def main() -> None:
         "certify_proves": int(proven.sum()),
         "beam_optimal": int(beam_optimal.sum()),
         "mean_beam_gap": float((bound - beam_iou).mean()),
+        "median_beam_gap": float(np.median(bound - beam_iou)),
+        "beam_gap_below_0.001": int(((bound - beam_iou) < 1e-3).sum()),
         "bound_valid": bool((bound >= opt_iou - 1e-12).all()),
         "load_average_start": load0,
         "load_average_end": os.getloadavg(),
@@ -143,7 +145,8 @@ def main() -> None:
     print(
         f"optimal {summary['optimal']}/{len(units)}; beam below the optimum on {summary['beam_below_optimum']}; "
         f"certify proves {summary['certify_proves']} of {summary['beam_optimal']} optimal beam answers "
-        f"(mean beam_gap {summary['mean_beam_gap']:.4f}); bound valid: {summary['bound_valid']}"
+        f"(mean beam_gap {summary['mean_beam_gap']:.4f}, median {summary['median_beam_gap']:.5f}, "
+        f"below 0.001 on {summary['beam_gap_below_0.001']}); bound valid: {summary['bound_valid']}"
     )
     print(f"load average {load0} -> {os.getloadavg()}")
     if args.json:
