@@ -311,22 +311,25 @@ class _Search:
         return np.rint(sums).astype(np.int64)
 
     def _rows_cooccurrence(
-        self, rows: NDArray[np.intp], weights: NDArray[np.int64], xs: NDArray[np.intp], inc: sp.csr_array | None = None
+        self, rows: NDArray[np.intp], weights: NDArray[np.int64], xs: NDArray[np.intp]
     ) -> NDArray[np.int64]:
         """(len(xs), K): entry (i, C) = sum of ``weights`` over the given signatures holding xs[i] and C.
 
-        Exact for integer weights whose sums stay below 2**53 (counts and scaled gains do). ``inc``:
-        the rows ``rows`` of ``table.by_signature``, if already at hand.
+        Exact for integer weights whose sums stay below 2**53 (counts and scaled gains do).
         """
         k = len(self.table)
         if len(xs) == 0 or len(rows) == 0:
             return np.zeros((len(xs), k), np.int64)
-        inc = self.table.by_signature[rows] if inc is None else inc
-        right = sp.csr_array(
-            (np.repeat(weights.astype(np.float64), np.diff(inc.indptr)), inc.indices, inc.indptr), shape=inc.shape
-        )
-        left = sp.csc_array(inc[:, xs])
-        return np.rint((left.T @ right).toarray()).astype(np.int64)
+        pos_x = np.full(k, -1)
+        pos_x[xs] = np.arange(len(xs))
+        pair_indptr, codes = _pair_codes(self.table)
+        at, lengths = _gather(pair_indptr, rows)
+        first, second = np.divmod(codes[at], k)
+        owner = pos_x[first]
+        keep = owner >= 0
+        weight = np.repeat(weights.astype(np.float64), lengths)[keep]
+        sums = np.bincount(owner[keep] * k + second[keep], weights=weight, minlength=len(xs) * k)
+        return np.rint(sums).astype(np.int64).reshape(len(xs), k)
 
     def cooccurrence_tables(self) -> None:
         """|C AND C'| (once per table, cached) and |M AND C AND C'| (once per unit) for every pair of primitives."""
@@ -443,7 +446,8 @@ class _Search:
         triples = []
         for t in top:
             column = self.table.column(int(e[t]))
-            held = np.isin(pos_rows, column, assume_unique=True)
+            i = np.minimum(np.searchsorted(column, pos_rows), max(len(column) - 1, 0))
+            held = column[i] == pos_rows if len(column) else np.zeros(len(pos_rows), bool)
             triples.append((int(he[t]), *self._pair_sums(pos_rows[held], gains[held])))
 
         def and_subtree(g2: NDArray[np.int64], code: NDArray[np.int64]) -> NDArray[np.int64]:
