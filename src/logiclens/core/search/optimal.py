@@ -93,6 +93,7 @@ class _BudgetError(Exception):
 
 
 _BLOCK = 32  # extension primitives per block of pairs
+_EXTRA_ROWS = 512  # up to this many primitives, the pairwise bounds also use the rows of the B of each pair
 _TOP = 4  # primitives of largest h(C) whose OR step on an AND pair is bounded one by one
 
 
@@ -1117,7 +1118,10 @@ def optimal_unit(
                 # bounds at the current incumbent, for the rows not yet done
                 lam = (state["num"], state["den"])
                 rest = rows_sub[row:]
-                bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest])
+                # the terms of B's row tighten the bounds; with many primitives computing those rows costs more
+                # than the pairs they would prune
+                extra = expand[passing[rest].any(axis=(0, 2))] if len(table) <= _EXTRA_ROWS else None
+                bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest], extra)
                 keep = passing[rest] & _exceeds(bounds, target)
                 if search.trace is not None:
                     for r, c, o in zip(*np.nonzero(passing[rest] & ~keep), strict=True):
