@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from logiclens import ConceptSet
 from logiclens.core.masks import UnitMasks
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, search_unit
-from logiclens.core.search.optimal import _Search, ceiling, certify, optimal_unit, optimal_units
+from logiclens.core.search.optimal import _exceeds, _Search, ceiling, certify, optimal_unit, optimal_units
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 OPERATOR_SETS = [
@@ -347,3 +347,133 @@ def test_pairwise_bound_of_every_length_two_formula_covers_its_extensions(proble
                             continue
                         scaled = den * hits - num * (int(g.sum()) - hits)
                         assert scaled <= bounds[r, c, o], (a, op, b, op2, j)
+
+
+# ------------------------------------------------------------------------ pair blocks (sparse pair stage)
+def _scaled(plain: Plain, mask: np.ndarray, num: int, den: int) -> int:
+    hits = int((mask & plain.unit).sum())
+    return den * hits - num * (int(mask.sum()) - hits)
+
+
+def _pair_subtree_best(plain: Plain, a: int, b: int, op: str, after: int, num: int, den: int) -> int:
+    """Largest scaled gain of A op B and of every one-leaf continuation (when ``after`` is 1), prefixes unrestricted."""
+    h = plain.apply(plain.prims[a], plain.prims[b], op)
+    best = _scaled(plain, h, num, den)
+    if after:
+        for j in plain.expand:
+            for op2 in plain.opts.operators:
+                best = max(best, _scaled(plain, plain.apply(h, plain.prims[j], op2), num, den))
+    return best
+
+
+@HYPOTHESIS
+@given(problem=problems(lengths=(2, 3)), ratio=st.tuples(st.integers(1, 30), st.integers(1, 30)))
+def test_pair_block_and_pair_bounds_cover_every_pair_subtree(problem, ratio):
+    """Every block bound and every pair bound is at least the best gain of every subtree it covers, at any ratio."""
+    plain = Plain(*problem)
+    if plain.m == 0 or not plain.first:
+        return
+    _check_pair_blocks(plain, min(ratio), max(ratio))
+
+
+def test_and_pairs_without_shared_positive_signatures_are_bounded_with_or_not():
+    """(A AND B) OR NOT C can beat the ratio although A AND B holds no positive signature: AND pairs go to blocks."""
+    n = 20
+    a, b, c = (np.zeros(n, bool) for _ in range(3))
+    a[[0, 1, 2, 3, 4, 10]] = True
+    b[3:7] = True
+    c[:10] = True
+    unit = ~c
+    plain = Plain(
+        np.stack([a, b, c]), ["A", "B", "C"], None, unit, BeamSettings(max_length=3, operators=("and", "or_not"))
+    )
+    truth = _pair_subtree_best(plain, 0, 1, "and", 1, 1, 2)
+    assert truth > 1 * plain.m  # beats the ratio 1/2
+    _check_pair_blocks(plain, 1, 2)
+
+
+def _check_pair_blocks(plain: Plain, num: int, den: int) -> None:
+    search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
+    search.expand = np.asarray(plain.expand, np.intp)
+    first = np.asarray(plain.first, np.intp)
+    after = plain.opts.max_length - 2
+    blocks = search.pair_block_bounds(num, den, first, after)
+    assert blocks.target == num * plain.m
+    ops = plain.opts.operators
+    listed = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(blocks.rows, blocks.cols, strict=True))}
+    block_of = {int(c): j for j, cols in enumerate(blocks.columns) for c in cols}
+    for r, a in enumerate(plain.first):
+        for c, b in enumerate(plain.expand):
+            for o, op in enumerate(ops):
+                truth = _pair_subtree_best(plain, a, b, op, after, num, den)
+                if (r, c) in listed:
+                    assert truth <= blocks.entry[listed[(r, c)], o], (a, op, b)
+                elif op == "and" and not blocks.and_in_blocks:  # not listed: bound from g(A AND B) <= target
+                    assert truth <= blocks.target, (a, op, b)
+                else:
+                    assert blocks.block[r, block_of[c]] <= blocks.target
+                    assert truth <= blocks.target, (a, op, b)
+                if op != "and" or blocks.and_in_blocks:
+                    assert truth <= blocks.block[r, block_of[c]], (a, op, b)
+                g_and = plain.prims[a] & plain.prims[b]
+                positive = g_and  # g(A AND B) by brute force over the unit's signatures
+                sig = plain.concepts.position_signatures[positive]
+                want = 0
+                for s in np.unique(sig):
+                    held = plain.concepts.position_signatures == s
+                    gain = den * int((held & plain.unit).sum()) - num * int((held & ~plain.unit).sum())
+                    want += max(gain, 0)
+                got = blocks.g2_of(np.array([a]), np.array([b]))[0]
+                assert got == want
+
+
+@HYPOTHESIS
+@given(problem=problems(lengths=(3, 3)))
+def test_unit_rows_are_the_plain_counts(problem):
+    plain = Plain(*problem)
+    if plain.m == 0:
+        return
+    search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
+    search.global_cooccurrence()
+    xs = np.arange(len(plain.prims))[::-1]
+    rows = search.unit_rows(xs)
+    for i, x in enumerate(xs):
+        for c, p in enumerate(plain.prims):
+            assert rows[i, c] == int((plain.prims[x] & p & plain.unit).sum())
+            assert search.cooc_w[x, c] == int((plain.prims[x] & p).sum())
+
+
+def _tight_problem(n_unit: int):
+    """Concepts A, B and a unit equal to A AND B (``n_unit`` positions): the AND pair's bound is exact."""
+    n = 12
+    a = np.zeros(n, bool)
+    b = np.zeros(n, bool)
+    a[:6] = True
+    b[6 - n_unit : 9] = True
+    unit = a & b
+    return Plain(np.stack([a, b]), ["A", "B"], None, unit, BeamSettings(max_length=2, beam_size=1, operators=("and",)))
+
+
+@pytest.mark.parametrize(("n_unit", "num", "den", "passes"), [(3, 1, 1, False), (1, 1, 2, True), (1, 1, 1, False)])
+def test_pair_bound_is_tight_and_the_threshold_is_strict(n_unit, num, den, passes):
+    """A AND B with the unit equal to it: the bound equals the formula's own gain, and a pair passes iff its
+    bound exceeds num |M| (equal: pruned; one above: kept). Moving either by one fails this test."""
+    plain = _tight_problem(n_unit)
+    search = _Search(plain.table, plain.sigs, plain.counts, plain.opts, [])
+    blocks = search.pair_block_bounds(num, den, np.array([0]), 0)
+    i = [k for k, (r, c) in enumerate(zip(blocks.rows, blocks.cols, strict=True)) if c == 1]
+    truth = _scaled(plain, plain.prims[0] & plain.prims[1], num, den)
+    bound = int(blocks.entry[i[0], 0]) if i else None
+    if passes:
+        assert bound == truth == blocks.target + 1
+        assert bool(blocks.passing()[i[0], 0])
+    else:
+        assert truth == blocks.target
+        assert not i  # a bound equal to the target prunes
+
+
+def test_the_pruning_threshold_is_strict():
+    """Bound equal to num |M|: pruned (nothing can score above the incumbent); one above: kept."""
+    target = 7
+    assert not _exceeds(np.array([target]), target)[0]
+    assert _exceeds(np.array([target + 1]), target)[0]

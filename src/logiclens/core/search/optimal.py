@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +92,51 @@ class _BudgetError(Exception):
     pass
 
 
+_BLOCK = 32  # extension primitives per block of pairs
+_EXTRA_ROWS = 512  # up to this many primitives, the pairwise bounds also use the rows of the B of each pair
+_TOP = 4  # primitives of largest h(C) whose OR step on an AND pair is bounded one by one
+
+
+@dataclass
+class PairBlocks:
+    """Bounds on blocks of pairs A op B and on the pairs of the blocks that pass (scaled gains).
+
+    Attributes
+    ----------
+    block : int array, shape (len(first), n_blocks)
+        Bound on the subtree of every pair of the block (first leaf ``first[r]``, extensions ``columns[j]``),
+        for every operator but AND; AND pairs are bounded one by one from g(A AND B), which is zero
+        except on the few pairs that share a positive signature.
+    columns : list of int arrays
+        Per block, positions into ``expand`` of its extension primitives.
+    rows, cols : int arrays
+        The pairs of the blocks whose bound exceeds ``target``: positions into ``first`` and ``expand``.
+    entry : int array, shape (len(rows), n_ops)
+        Bound on each such pair's subtree, per operator.
+    target : int
+        num |M|: a subtree whose bound is at most this holds nothing above the ratio.
+    g2_of : callable
+        g(A AND B) for arrays of primitives A, B (exact; zero unless they share a positive signature).
+    and_in_blocks : bool
+        AND pairs are in the blocks too (when the bound of an AND pair with g(A AND B) = 0 exceeds the
+        target, e.g. at a ratio below some primitive's IoU, or with OR NOT); otherwise every AND pair not
+        listed has a bound from g(A AND B) at most the target.
+    """
+
+    block: NDArray[np.int64]
+    columns: list[NDArray[np.intp]]
+    rows: NDArray[np.intp]
+    cols: NDArray[np.intp]
+    entry: NDArray[np.int64]
+    target: int
+    g2_of: Callable[[NDArray[np.intp], NDArray[np.intp]], NDArray[np.int64]]
+    and_in_blocks: bool = False
+
+    def passing(self) -> NDArray[np.bool_]:
+        """Per listed pair and operator: its subtree may hold a formula above the ratio (bound > target)."""
+        return _exceeds(self.entry, self.target)
+
+
 def _column_sums(
     table: PrimitiveTable, rows: NDArray[np.intp], weights: list[NDArray[np.int64]]
 ) -> list[NDArray[np.int64]]:
@@ -123,8 +168,7 @@ _PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArr
     weakref.WeakKeyDictionary()
 )
 _COOC: weakref.WeakKeyDictionary[PrimitiveTable, NDArray[np.int64]] = weakref.WeakKeyDictionary()
-_WITHIN: weakref.WeakKeyDictionary[PrimitiveTable, dict[int, NDArray[np.int64]]] = weakref.WeakKeyDictionary()
-_WITHIN_BYTES = 256 * 2**20  # memory for cached |A AND C AND C'| tables, per primitive table
+_BLOCKS: weakref.WeakKeyDictionary[PrimitiveTable, tuple] = weakref.WeakKeyDictionary()
 
 
 def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -144,6 +188,25 @@ def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.in
         pair_indptr = np.concatenate([[0], np.cumsum(degree * degree)])
         _PAIRS[table] = (pair_indptr, first * k + second)
     return _PAIRS[table]
+
+
+def _exceeds(bound: NDArray[np.int64], target: int) -> NDArray[np.bool_]:
+    """Where a scaled bound leaves room above the ratio: bound > num |M| (at equality nothing can beat it)."""
+    return bound > target
+
+
+def _lookup(codes: NDArray[np.int64], values: NDArray[np.int64], query: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``values`` at ``query`` in the sorted ``codes``, 0 where absent."""
+    if len(codes) == 0:
+        return np.zeros(len(query), np.int64)
+    i = np.minimum(np.searchsorted(codes, query), len(codes) - 1)
+    return np.where(codes[i] == query, values[i], 0)
+
+
+def _sorted_unique(values: NDArray[np.integer]) -> NDArray[np.integer]:
+    """The distinct values, sorted (a sort and a comparison; cheaper here than ``np.unique``)."""
+    values = np.sort(values)
+    return values[np.diff(values, prepend=values[:1] - 1) != 0] if len(values) else values
 
 
 def _topsum(values: NDArray[np.int64], r: int) -> int:
@@ -233,6 +296,7 @@ class _Search:
         self.has_or = bool(self.or_ops)
         self.trace: list[tuple] | None = None
         self._lam: tuple[int, int] | None = None
+        self._local: NDArray[np.intp] | None = None  # signature -> position among the unit's, or -1
 
     # ---------------------------------------------------------------- co-occurrence counts
     def _cooccurrence(self, rows: NDArray[np.intp], weights: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -247,14 +311,257 @@ class _Search:
         ).reshape(k, k)
         return np.rint(sums).astype(np.int64)
 
+    def _rows_cooccurrence(
+        self, rows: NDArray[np.intp], weights: NDArray[np.int64], xs: NDArray[np.intp]
+    ) -> NDArray[np.int64]:
+        """(len(xs), K): entry (i, C) = sum of ``weights`` over the given signatures holding xs[i] and C.
+
+        Exact for integer weights whose sums stay below 2**53 (counts and scaled gains do).
+        """
+        k = len(self.table)
+        if len(xs) == 0 or len(rows) == 0:
+            return np.zeros((len(xs), k), np.int64)
+        pos_x = np.full(k, -1)
+        pos_x[xs] = np.arange(len(xs))
+        pair_indptr, codes = _pair_codes(self.table)
+        at, lengths = _gather(pair_indptr, rows)
+        first, second = np.divmod(codes[at], k)
+        owner = pos_x[first]
+        keep = owner >= 0
+        weight = np.repeat(weights.astype(np.float64), lengths)[keep]
+        sums = np.bincount(owner[keep] * k + second[keep], weights=weight, minlength=len(xs) * k)
+        return np.rint(sums).astype(np.int64).reshape(len(xs), k)
+
     def cooccurrence_tables(self) -> None:
         """|C AND C'| (once per table, cached) and |M AND C AND C'| (once per unit) for every pair of primitives."""
+        self.global_cooccurrence()
+        self.cooc_m = self._cooccurrence(self.unit_index, self.m)
+        self._cm_have = np.ones(len(self.table), bool)
+
+    def global_cooccurrence(self) -> None:
+        """|C AND C'| for every pair of primitives (the same for every unit: cached per primitive table)."""
         if self.table not in _COOC:
             _COOC[self.table] = self._cooccurrence(self.all_rows, self.weights)
         self.cooc_w = _COOC[self.table]
-        self.cooc_m = self._cooccurrence(self.unit_index, self.m)
+        if not hasattr(self, "cooc_m"):
+            k = len(self.table)
+            self.cooc_m = np.zeros((k, k), np.int64)  # rows filled on demand by unit_rows
+            self._cm_have = np.zeros(k, bool)
 
-    def pair_bounds(self, num: int, den: int, first: NDArray[np.intp]) -> tuple[NDArray[np.int64], int]:
+    def unit_rows(self, xs: NDArray[np.intp]) -> NDArray[np.int64]:
+        """Rows ``xs`` of |M AND C AND C'|, computed on first use only."""
+        missing = _sorted_unique(xs[~self._cm_have[xs]])
+        if len(missing):
+            if self._local is None:
+                self._local = np.full(self.n_sig, -1)
+                self._local[self.unit_index] = np.arange(len(self.unit_index))
+            # the unit's signatures holding each missing x, then their primitives, in one pass
+            k = len(self.table)
+            at, lengths = _gather(self.table.by_column.indptr, missing)
+            sigs = self.table.by_column.indices[at]
+            owner = np.repeat(np.arange(len(missing)), lengths)
+            local = self._local[sigs]
+            held = local >= 0
+            sigs, owner, weights = sigs[held], owner[held], self.m[local[held]]
+            at, lengths = _gather(self.table.by_signature.indptr, sigs)
+            codes = np.repeat(owner, lengths) * k + self.table.by_signature.indices[at]
+            weights = np.repeat(weights.astype(np.float64), lengths)
+            sums = np.bincount(codes, weights=weights, minlength=len(missing) * k)
+            self.cooc_m[missing] = np.rint(sums).astype(np.int64).reshape(len(missing), k)
+            self._cm_have[missing] = True
+        return self.cooc_m[xs]
+
+    def _gains(self, num: int, den: int) -> tuple[NDArray[np.int64], NDArray[np.int64], int, int]:
+        """Per primitive g(C) and h(C) at ratio num/den (scaled by den), and g, h of all the unit's signatures."""
+        positive, tm, to = self.positive_sums(num, den)
+        g1 = den * tm - num * to
+        h1 = den * self.prim_hits - num * (self.sizes - self.prim_hits)
+        g_tot = den * int(self.m[positive].sum()) - num * int(self.o[positive].sum())
+        h_tot = den * self.n_active - num * (self.table.n_positions - self.n_active)
+        return g1, h1, g_tot, h_tot
+
+    def pair_block_bounds(self, num: int, den: int, first: NDArray[np.intp], remaining: int = 1) -> PairBlocks:
+        """Bounds on blocks of pairs, then on each pair of the blocks that pass (``docs/search.md``, "Pair blocks").
+
+        The extension primitives are sorted by h(C) and cut into blocks of ``_BLOCK``; block (A, J)
+        holds every A op B with B in J and every operator. Its bound covers the subtree of each of
+        these pairs (the formula and its continuations of up to ``remaining`` more leaves); the pairs
+        of the blocks whose bound exceeds num |M| get a bound each. Valid at any ratio: nothing is
+        assumed about the incumbent.
+        """
+        g1, h1, g_tot, h_tot = self._gains(num, den)
+        target = num * self.n_active
+        e, ops = self.expand, self.operators
+        ge, he = g1[e], h1[e]
+        g_max, h_max = int(ge.max()), int(he.max())
+        gn_max, hn_max = g_tot - int(ge.min()), h_tot - int(he.min())  # g(not C), h(not C) at most
+        has_and = any(op in _AND_OPS for op in ops)
+
+        def subtree(g_hat, h_hat):
+            """Bound on h over H (given g_hat >= g(H), h_hat >= h(H)) and its continuations."""
+            if remaining == 0:
+                return np.minimum(g_hat, h_hat)
+            bound = g_hat if has_and else np.minimum(g_hat, h_hat)
+            if "or" in ops:  # h(H u C) <= h(C) + g(H) and <= h(H) + g(C)
+                bound = np.maximum(bound, np.minimum(h_max + g_hat, h_hat + g_max))
+            if "or_not" in ops:  # h(H u not C) <= h(H) + g(not C) and <= h(not C) + g(H)
+                bound = np.maximum(bound, np.minimum(h_hat + gn_max, hn_max + g_hat))
+            return bound
+
+        def pair_bound(ga, ha, gb, hb, gb_min, hb_min, g2, w2):
+            """Bound on the subtree of A op B, max over the operators, from upper bounds of the terms.
+
+            ga, ha: g(A), h(A); gb, hb: upper bounds of g(B), h(B); gb_min, hb_min: lower bounds;
+            g2 >= g(A AND B) and w2 >= num |A AND B| (so h(A AND B) >= g(A AND B) - w2).
+            """
+            out = []
+            for op in ops:
+                if op == "and":
+                    g_hat = h_hat = g2
+                elif op == "and_not":  # h(A minus B) = h(A) - h(A AND B)
+                    g_hat = ga
+                    h_hat = np.minimum(ga, ha + w2)
+                elif op == "or":  # h(A u B) <= h(A) + g(B minus A), symmetrically, and h(A) + h(B) - h(A AND B)
+                    g_hat = np.minimum(ga + gb, g_tot)
+                    h_hat = np.minimum(np.minimum(ha + gb, hb + ga), ha + hb + w2)
+                else:  # A u not B: g <= g(not B) + g(A AND B), h = h(not B) + h(A AND B)
+                    g_hat = np.minimum(g_tot - gb_min + g2, g_tot)
+                    h_hat = np.minimum(ha + (g_tot - gb_min), h_tot - hb_min + g2)
+                out.append(subtree(g_hat, h_hat))
+            return out
+
+        # g(A AND B) > 0 only for pairs that share a positive signature: all of them, sparse, exactly
+        k = len(self.table)
+        positive = self.m * den > num * self.o
+        pos_rows = self.unit_index[positive]
+        gains = den * self.m[positive] - num * self.o[positive]
+        g2_codes, g2_values = self._pair_sums(pos_rows, gains)
+
+        def g2_of(a: NDArray[np.intp], b: NDArray[np.intp]) -> NDArray[np.int64]:
+            return _lookup(g2_codes, g2_values, a.astype(np.int64) * k + b)
+
+        # AND pairs H = A AND B: an OR step with one of the few primitives C of largest h adds at most
+        # h(C) + g(H minus C), with g(H minus C) = g(A AND B) - g(A AND B AND C), sparse as well
+        top = np.argsort(-he, kind="stable")[:_TOP]
+        h_rest = int(np.delete(he, top).max()) if len(e) > _TOP else np.iinfo(np.int64).min // 4
+        triples = []
+        for t in top:
+            column = self.table.column(int(e[t]))
+            i = np.minimum(np.searchsorted(column, pos_rows), max(len(column) - 1, 0))
+            held = column[i] == pos_rows if len(column) else np.zeros(len(pos_rows), bool)
+            triples.append((int(he[t]), *self._pair_sums(pos_rows[held], gains[held])))
+
+        def and_subtree(g2: NDArray[np.int64], code: NDArray[np.int64]) -> NDArray[np.int64]:
+            """Bound on h over A AND B (g2 = g(A AND B), code = A K + B) and its continuations."""
+            if remaining == 0:
+                return g2
+            bound = g2
+            if "or" in ops:
+                best_top = np.full(len(g2), np.iinfo(np.int64).min // 4, np.int64)
+                for h_c, codes3, values3 in triples:
+                    best_top = np.maximum(best_top, h_c + g2 - _lookup(codes3, values3, code))
+                or_term = np.minimum(np.minimum(h_max + g2, g2 + g_max), np.maximum(h_rest + g2, best_top))
+                bound = np.maximum(bound, or_term)
+            if "or_not" in ops:
+                bound = np.maximum(bound, g2 + min(gn_max, hn_max))
+            return bound
+
+        # blocks: extension primitives by size, _BLOCK per block (every operator but AND)
+        by_size, starts, w_block = self.blocks()
+        gJ, hJ = np.maximum.reduceat(ge[by_size], starts), np.maximum.reduceat(he[by_size], starts)
+        gJ_min, hJ_min = np.minimum.reduceat(ge[by_size], starts), np.minimum.reduceat(he[by_size], starts)
+        ga, ha = g1[first][:, None], h1[first][:, None]
+        block_ops = pair_bound(
+            ga,
+            ha,
+            gJ[None, :],
+            hJ[None, :],
+            gJ_min[None, :],
+            hJ_min[None, :],
+            np.minimum(ga, gJ[None, :]),
+            num * w_block[first],
+        )
+        # an AND pair without a shared positive signature (g(A AND B) = 0) is bounded by and_zero; when that
+        # leaves room above the target, AND pairs are bounded by blocks like the others
+        and_zero = int(and_subtree(np.zeros(1, np.int64), np.full(1, -1, np.int64))[0]) if "and" in ops else 0
+        and_in_blocks = "and" in ops and bool(_exceeds(np.array([and_zero]), target)[0])
+        not_and = [o for o, op in enumerate(ops) if op != "and" or and_in_blocks]
+        if not_and:
+            block = np.max([block_ops[o] for o in not_and], axis=0)  # (len(first), n_blocks)
+        else:
+            block = np.full((len(first), len(starts)), np.iinfo(np.int64).min // 4, np.int64)
+        r_blk, j_blk = np.nonzero(_exceeds(block, target))
+        # the pairs of the surviving blocks, and the AND pairs whose bound from g(A AND B) exceeds the target
+        counts = np.diff(np.append(starts, len(e)))[j_blk]
+        local = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        r, c = np.repeat(r_blk, counts), by_size[np.repeat(starts[j_blk], counts) + local]
+        if "and" in ops and len(g2_codes):
+            pos_first = np.full(k, -1)
+            pos_first[first] = np.arange(len(first))
+            pos_e = np.full(k, -1)
+            pos_e[e] = np.arange(len(e))
+            a_and, b_and = np.divmod(g2_codes, k)
+            keep = (pos_first[a_and] >= 0) & (pos_e[b_and] >= 0) & _exceeds(and_subtree(g2_values, g2_codes), target)
+            entry_code = _sorted_unique(
+                np.concatenate([r * len(e) + c, pos_first[a_and[keep]] * len(e) + pos_e[b_and[keep]]])
+            )
+            r, c = np.divmod(entry_code, len(e))
+        a, b = first[r], e[c]
+        g2 = g2_of(a, b)
+        self.global_cooccurrence()
+        w2 = num * self.cooc_w[a, b]
+        entry = np.stack(pair_bound(g1[a], h1[a], g1[b], h1[b], g1[b], h1[b], g2, w2), axis=-1)
+        ga_e = g1[a]
+        for o, op in enumerate(ops):  # exact g(A op B) where the block used an upper bound
+            if op == "and":
+                entry[:, o] = and_subtree(g2, a.astype(np.int64) * k + b)
+            elif op == "and_not":
+                entry[:, o] = subtree(ga_e - g2, np.minimum(ga_e - g2, h1[a] - g2 + w2))
+            elif op == "or":
+                g_hat = np.minimum(ga_e + g1[b] - g2, g_tot)
+                h_hat = np.minimum(np.minimum(h1[a] + g1[b], h1[b] + ga_e) - g2, h1[a] + h1[b] - g2 + w2)
+                entry[:, o] = subtree(g_hat, h_hat)
+            elif op == "or_not":
+                g_hat = g_tot - g1[b] + g2
+                h_hat = np.minimum(h1[a] + (g_tot - ga_e - g1[b] + g2), h_tot - h1[b] + g2)
+                entry[:, o] = subtree(g_hat, h_hat)
+        columns = [by_size[s : s + _BLOCK] for s in starts]
+        return PairBlocks(block, columns, r, c, entry, target, g2_of, and_in_blocks)
+
+    def _pair_sums(
+        self, rows: NDArray[np.intp], weights: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Sparse co-occurrence sums: codes C K + C' (sorted) of the pairs the given signatures hold, and the
+        sum of ``weights`` over the signatures holding each pair (exact integers)."""
+        pair_indptr, codes = _pair_codes(self.table)
+        at, lengths = _gather(pair_indptr, rows)
+        pair_code, pair_weight = codes[at], np.repeat(weights, lengths)
+        if len(pair_code) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        sort = np.argsort(pair_code)
+        sorted_codes = pair_code[sort]
+        starts = np.flatnonzero(np.diff(sorted_codes, prepend=-1))
+        return sorted_codes[starts], np.add.reduceat(pair_weight[sort], starts)
+
+    def blocks(self) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.int64]]:
+        """The blocks of extension primitives: positions into ``expand`` by size, block starts, and per
+        primitive A and block J the largest |A AND B| over B in J (cached per primitive table for the
+        default extension set, since it does not depend on the unit).
+        """
+        full = len(self.expand) == len(self.table)
+        if full and self.table in _BLOCKS:
+            return _BLOCKS[self.table]
+        self.global_cooccurrence()
+        by_size = np.argsort(self.sizes[self.expand], kind="stable")
+        starts = np.arange(0, len(self.expand), _BLOCK)
+        w_block = np.maximum.reduceat(self.cooc_w[:, self.expand[by_size]], starts, axis=1)
+        if full:
+            _BLOCKS[self.table] = (by_size, starts, w_block)
+        return by_size, starts, w_block
+
+    def pair_bounds(
+        self, num: int, den: int, first: NDArray[np.intp], extra: NDArray[np.intp] | None = None
+    ) -> tuple[NDArray[np.int64], int]:
         """Pairwise bound on the extensions of every length-2 formula H = A op B (one more leaf), scaled.
 
         ``first`` are the first leaves A (rows); B runs over the extension primitives and op over
@@ -262,55 +569,65 @@ class _Search:
         formula H op' C has a scaled gain h above e; the subtree is pruned when e <= num |M|, the
         returned threshold. Valid only once every primitive and every formula A op C (A a first
         leaf, C an extension) scores at most num/den, which the search guarantees by evaluating
-        them first (``docs/search.md``, "Pairwise bounds"). Needs :meth:`cooccurrence_tables`.
+        them first (``docs/search.md``, "Pairwise bounds"). Terms that need a row of B are used for
+        the B in ``first`` and ``extra`` only (the others are dropped, which only loosens the bound).
         """
+        k = len(self.table)
+        xs = np.unique(np.concatenate([first, [] if extra is None else extra]).astype(np.intp))
+        pos_x = np.full(k, -1)
+        pos_x[xs] = np.arange(len(xs))
         positive = self.m * den > num * self.o
         rows = self.unit_index[positive]
-        pos_m = self._cooccurrence(rows, self.m[positive])
-        pos_o = self._cooccurrence(rows, self.o[positive])
-        g2 = den * pos_m - num * pos_o  # g(X AND Y): positive part
-        h2 = den * self.cooc_m - num * (self.cooc_w - self.cooc_m)  # h(X AND Y): signed sum
+        g2 = self._rows_cooccurrence(rows, den * self.m[positive] - num * self.o[positive], xs)  # g(X AND Y)
+        self.global_cooccurrence()
+        h2 = (den + num) * self.unit_rows(xs) - num * self.cooc_w[xs]  # h(X AND Y): signed sum
         n2 = g2 - h2  # negative part, as a positive number
-        g1, h1, n1 = np.diagonal(g2), np.diagonal(h2), np.diagonal(n2)
-        g_tot = int(den * self.m[positive].sum() - num * self.o[positive].sum())
-        h_tot = den * self.n_active - num * (self.table.n_positions - self.n_active)
+        g1, h1, g_tot, h_tot = self._gains(num, den)
+        n1 = g1 - h1
         target = num * self.n_active
         e = self.expand
         ops = self.operators
-        full = len(e) == len(g1) and bool((e == np.arange(len(g1))).all())
-        cols = slice(None) if full else e  # views, not copies, when every primitive extends
         ge, he = g1[e], h1[e]
-        g2e, n2e = g2[:, cols], n2[:, cols]
+        g2e, n2e = g2[:, e], n2[:, e]
         h_max = int(he.max())  # every primitive scores at most num/den: h_max <= target
+        big = np.iinfo(np.int64).max // 4
         # per row X, max over extensions C of bounds on what an OR step adds (only those the operators need)
-        zeros = np.zeros(len(g1), np.int64)
+        zeros = np.zeros(len(xs), np.int64)
         delta_in = eps = gamma = gamma_not = rho = rho_not = zeros
         rho_0 = 0
         if "or" in ops and any(op in _AND_OPS for op in ops):
             delta_in = np.max(np.minimum(ge[None, :], he[None, :] + n2e), axis=1)  # H inside X: h(C minus H)
-            eps = np.max((he[None, :] - g2e), axis=1) + g1  # H inside X: h(C) + g(X minus C)
+            eps = np.max((he[None, :] - g2e), axis=1) + g1[xs]  # H inside X: h(C) + g(X minus C)
         if "or" in ops and any(op in _OR_OPS for op in ops):
             gamma = np.max(ge[None, :] - g2e, axis=1)  # H contains X: g(C minus X)
         if "or" in ops and "or_not" in ops:
             gamma_not = np.max(g2e, axis=1)  # H contains NOT X: g(C AND X)
         if "or_not" in ops:
-            rho = np.max(g2e - ge[None, :], axis=1) + (g_tot - g1)  # H contains X: g(NOT C minus X)
-            rho_not = g1 - np.min(g2e, axis=1)  # H contains NOT X: g(NOT C AND X)
+            rho = np.max(g2e - ge[None, :], axis=1) + (g_tot - g1[xs])  # H contains X: g(NOT C minus X)
+            rho_not = g1[xs] - np.min(g2e, axis=1)  # H contains NOT X: g(NOT C AND X)
             rho_0 = int(np.max(g_tot - ge))
-        a = first[:, None]
+
+        def per_b(values: NDArray[np.int64]) -> NDArray[np.int64]:
+            """A row quantity for every extension B: its value where B's row is known, else ``big`` (no bound)."""
+            out = np.full(len(e), big, np.int64)
+            known = pos_x[e] >= 0
+            out[known] = values[pos_x[e][known]]
+            return out[None, :]
+
+        fr = pos_x[first]
+        a = fr[:, None]
         ga, ha, na = g1[first][:, None], h1[first][:, None], n1[first][:, None]
         gb, hb, nb = ge[None, :], he[None, :], n1[e][None, :]
-        gab, hab, nab = g2e[first], h2[first][:, cols], n2e[first]
+        gab, hab, nab = g2e[fr], h2[fr][:, e], n2e[fr]
         b_first = (self.prim_hits[e] > 0)[None, :]  # B is a first leaf: every B op C scores <= num/den
-        big = np.iinfo(np.int64).max // 4
         has_and = any(op in _AND_OPS for op in ops)
         out = np.empty((len(first), len(e), len(ops)), np.int64)
         for o, op in enumerate(ops):
             if op == "and":
                 g_h, h_h = gab, hab
                 general = np.minimum(target + na - nab, np.where(b_first, target + nb - nab, big))
-                or_add = np.minimum(np.minimum(h_h + delta_in[a], h_h + delta_in[e][None, :]), h_max + g_h)
-                or_add = np.minimum(or_add, np.minimum(eps[a], eps[e][None, :]))
+                or_add = np.minimum(np.minimum(h_h + delta_in[a], h_h + per_b(delta_in)), h_max + g_h)
+                or_add = np.minimum(or_add, np.minimum(eps[a], per_b(eps)))
                 or_not_add = h_h + rho_0
             elif op == "and_not":
                 g_h, h_h = ga - gab, ha - hab
@@ -320,13 +637,13 @@ class _Search:
             elif op == "or":
                 g_h, h_h = ga + gb - gab, ha + hb - hab
                 general = np.minimum(target + gb - gab, np.where(b_first, target + ga - gab, big))
-                or_add = h_h + np.minimum(gamma[a], gamma[e][None, :])
-                or_not_add = h_h + np.minimum(rho[a], rho[e][None, :])
+                or_add = h_h + np.minimum(gamma[a], per_b(gamma))
+                or_not_add = h_h + np.minimum(rho[a], per_b(rho))
             else:
                 g_h, h_h = g_tot - gb + gab, h_tot - hb + hab
                 general = target + (g_tot - ga - gb + gab)
-                or_add = h_h + np.minimum(gamma[a], gamma_not[e][None, :])
-                or_not_add = h_h + np.minimum(rho[a], rho_not[e][None, :])
+                or_add = h_h + np.minimum(gamma[a], per_b(gamma_not))
+                or_not_add = h_h + np.minimum(rho[a], per_b(rho_not))
             bound = np.broadcast_to(g_h if has_and else np.iinfo(np.int64).min, general.shape)
             if "or" in ops:
                 bound = np.maximum(bound, or_add)
@@ -336,27 +653,15 @@ class _Search:
         return out, target
 
     def cooccurrence_within(
-        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], primitive: int | None = None
+        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], xs: NDArray[np.intp]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """|F AND C AND C'| and |M AND F AND C AND C'| for every pair, F given by its signatures.
-
-        When F is the primitive ``primitive``, the first table (the same for every unit) is cached
-        per primitive table, within a memory cap.
-        """
-        if primitive is not None:
-            cache = _WITHIN.setdefault(self.table, {})
-            if primitive not in cache:
-                within_w, _ = self.cooccurrence_within(members, inside_u[:0])
-                if (len(cache) + 1) * within_w.nbytes <= _WITHIN_BYTES:
-                    cache[primitive] = within_w
-            else:
-                within_w = cache[primitive]
-            return within_w, self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+        """Rows ``xs`` of |F AND C AND C'| and |M AND F AND C AND C'|, F given by its signatures."""
         if 2 * np.count_nonzero(members) <= len(members):
-            within_w = self._cooccurrence(self.all_rows[members], self.weights[members])
+            within_w = self._rows_cooccurrence(self.all_rows[members], self.weights[members], xs)
         else:
-            within_w = self.cooc_w - self._cooccurrence(self.all_rows[~members], self.weights[~members])
-        within_m = self._cooccurrence(self.unit_index[inside_u], self.m[inside_u])
+            outside = self._rows_cooccurrence(self.all_rows[~members], self.weights[~members], xs)
+            within_w = self.cooc_w[xs] - outside
+        within_m = self._rows_cooccurrence(self.unit_index[inside_u], self.m[inside_u], xs)
         return within_w, within_m
 
     # ---------------------------------------------------------------- incumbent-dependent sums
@@ -624,7 +929,7 @@ def optimal_unit(
                     if search.has_or:
                         extra = top_a + np.minimum(r_child * (g_f - g_h), top_b)
                     bound[:, o] = g_h + extra
-            survive = valid & (bound > target)
+            survive = valid & _exceeds(bound, target)
             if search.trace is not None:
                 for i in np.flatnonzero((valid & ~survive).ravel()):
                     c, o = divmod(int(i), n_ops)
@@ -661,7 +966,6 @@ def optimal_unit(
         c_hits: NDArray[np.int64],
         both: NDArray[np.int64],
         unit_both: NDArray[np.int64],
-        primitive: int | None = None,
     ) -> None:
         """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
 
@@ -673,10 +977,11 @@ def optimal_unit(
             return
         cs, os_ = np.divmod(index, n_ops)
         prims = expand[cs]
-        within_w, within_m = search.cooccurrence_within(members, inside_u, primitive)
+        xs, at = np.unique(prims, return_inverse=True)
+        within_w, within_m = search.cooccurrence_within(members, inside_u, xs)
         cols = expand
-        gf_w, gf_m = within_w[np.ix_(prims, cols)], within_m[np.ix_(prims, cols)]
-        g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.cooc_m[np.ix_(prims, cols)]
+        gf_w, gf_m = within_w[np.ix_(at, cols)], within_m[np.ix_(at, cols)]
+        g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.unit_rows(prims)[:, cols]
         hb, hu = np.empty_like(gf_w), np.empty_like(gf_m)
         for o, op in enumerate(operators):
             rows = os_ == o
@@ -728,7 +1033,7 @@ def optimal_unit(
     upper = None
     open_first: NDArray[np.intp] = first[:0]
     top_num, top_den = _ratio_max(search.m, search.o, n_active)
-    if max_length > 1:
+    if max_length > 3:
         search.cooccurrence_tables()
 
     def check_budget() -> None:
@@ -738,85 +1043,99 @@ def optimal_unit(
             raise _BudgetError
 
     def pair_levels(order: NDArray[np.intp]) -> None:
-        """Lengths 2 and 3 from the root at once: every formula A op B exactly from co-occurrence counts,
-        pairwise bounds on each one's extensions, and the extensions of the survivors exactly, grouped by A.
+        """Lengths 2 and 3 from the root: blocks of pairs bounded first, then the pairs of the surviving blocks
+        counted exactly from co-occurrence counts, pairwise bounds on each one's extensions, and the extensions of
+        the survivors exactly, grouped by A.
         """
         nonlocal open_first
         check_budget()
         state["nodes"] += 1
-        both = search.cooc_w[np.ix_(order, expand)]
-        unit_both = search.cooc_m[np.ix_(order, expand)]
-        size_f, hits_f = sizes[order].astype(np.int64)[:, None], search.prim_hits[order][:, None]
+        num0, den0 = state["num"], state["den"]
+        after = max_length - 2  # leaves after the pair
+        blocks = search.pair_block_bounds(num0, den0, order, after)
+        target = blocks.target
+        if search.trace is not None:
+            entries = set(zip(blocks.rows.tolist(), blocks.cols.tolist(), strict=True))
+            for r, j in zip(*np.nonzero(blocks.block <= target), strict=True):
+                for c in blocks.columns[j]:
+                    for o, op in enumerate(operators):
+                        if (op != "and" or blocks.and_in_blocks) and (int(r), int(c)) not in entries:
+                            record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+            if "and" in operators and not blocks.and_in_blocks:
+                o = operators.index("and")
+                for r in range(len(order)):
+                    for c in range(len(expand)):
+                        if (r, c) not in entries:
+                            record("and-pair", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+            for i, o in zip(*np.nonzero(blocks.entry <= target), strict=True):
+                prefix = ((int(order[blocks.rows[i]]), -1), (int(expand[blocks.cols[i]]), int(o)))
+                record("pair-block", prefix, after, num0, den0)
+        pass_entry = blocks.passing()
+        pos_order = np.full(len(table), -1)
+        pos_order[order] = np.arange(len(order))
+        pos_expand = np.full(len(table), -1)
+        pos_expand[expand] = np.arange(len(expand))
+        if max_length > 2:
+            # A OR B = B OR A, A AND B = B AND A: when the swap is in the space under an earlier first leaf,
+            # its row holds the same formula and subtree
+            swap_row = pos_order[expand[blocks.cols]]
+            later = (swap_row >= 0) & (swap_row < blocks.rows) & (pos_expand[order[blocks.rows]] >= 0)
+            for o, op in enumerate(operators):
+                if op in ("or", "and"):
+                    pass_entry[:, o] &= ~later
+        alive_entry = pass_entry.any(axis=1)
+        rows = np.unique(blocks.rows[alive_entry])
+        pos_row = np.full(len(order), -1)
+        pos_row[rows] = np.arange(len(rows))
+        passing = np.zeros((len(rows), len(expand), n_ops), bool)
+        sel = np.flatnonzero(alive_entry)
+        passing[pos_row[blocks.rows[sel]], blocks.cols[sel]] = pass_entry[sel]
+        sub = order[rows]
+        search.global_cooccurrence()
+        both = search.cooc_w[np.ix_(sub, expand)]
+        unit_both = search.unit_rows(sub)[:, expand]
+        size_f, hits_f = sizes[sub].astype(np.int64)[:, None], search.prim_hits[sub][:, None]
         c_size, c_hits, no_op = operator_counts(
             size_f, hits_f, e_sizes_all, e_hits_all, both, unit_both, table.n_positions, n_active, operators
         )
-        valid = (c_hits > 0) & ~no_op
+        passing &= (c_hits > 0) & ~no_op  # in the space and not pruned by a bound
         per_row = len(expand) * n_ops
 
         def pair_prefix(i: int) -> tuple:
             row, rest = divmod(i, per_row)
             c, o = divmod(rest, n_ops)
-            return ((int(order[row]), -1), (int(expand[c]), o))
+            return ((int(sub[row]), -1), (int(expand[c]), o))
 
-        # no-op formulas repeat their first leaf, which the beam's answer already covers
-        offer(np.where(valid, c_hits, 0).ravel(), c_size.ravel(), pair_prefix)
+        # the pairs outside the blocks and no-op pairs cannot beat the incumbent
+        offer(np.where(passing, c_hits, 0).ravel(), c_size.ravel(), pair_prefix)
         if max_length == 2:
             return
-        pos_order = np.full(len(table), -1)
-        pos_order[order] = np.arange(len(order))
-        pos_expand = np.full(len(table), -1)
-        pos_expand[expand] = np.arange(len(expand))
-
-        def symmetric_once(survive: NDArray[np.bool_], passing: NDArray[np.bool_], rest: NDArray[np.intp]) -> None:
-            """A OR B = B OR A and A AND B = B AND A: visit such a pair under one first leaf only.
-
-            For a surviving A op B whose swap B op A is also in the space (B a first leaf not yet
-            done, A an extension), only the one under the earlier first leaf is kept, and only if
-            both survived their bounds (same mask, same subtree). A swap that is a no-op has the
-            mask of its first leaf, whose one-step extensions were all evaluated: dropped too.
-            """
-            for o, op in enumerate(operators):
-                if op not in ("or", "and"):
-                    continue
-                r_idx, c_idx = np.nonzero(passing[rest, :, o])
-                if len(r_idx) == 0:
-                    continue
-                r = rest[r_idx]
-                rb, ca = pos_order[expand[c_idx]], pos_expand[order[r]]
-                swap = (rb >= rest[0]) & (ca >= 0) & (rb != r)
-                r, c_idx, rb, ca = r[swap], c_idx[swap], rb[swap], ca[swap]
-                # later rows yield to the earlier one; an earlier one stays only if its swap survived too
-                later = rb < r
-                keep_early = passing[rb, ca, o]
-                survive[r[later], c_idx[later], o] = False
-                early = ~later & ~keep_early
-                survive[r[early], c_idx[early], o] = False
-
         lam = None
-        passing = valid.copy()  # in the space and not pruned by a bound
         survive = passing
-        rows = np.arange(len(order))
-        for n_done, row in enumerate(rows):
+        rows_sub = np.arange(len(sub))
+        for row in rows_sub:
             if lam != (state["num"], state["den"]):
                 # bounds at the current incumbent, for the rows not yet done
                 lam = (state["num"], state["den"])
-                rest = rows[n_done:]
-                bounds, target = search.pair_bounds(lam[0], lam[1], order[rest])
-                keep = passing[rest] & (bounds > target)
+                rest = rows_sub[row:]
+                # the terms of B's row tighten the bounds; with many primitives computing those rows costs more
+                # than the pairs they would prune
+                extra = expand[passing[rest].any(axis=(0, 2))] if len(table) <= _EXTRA_ROWS else None
+                bounds, target = search.pair_bounds(lam[0], lam[1], sub[rest], extra)
+                keep = passing[rest] & _exceeds(bounds, target)
                 if search.trace is not None:
                     for r, c, o in zip(*np.nonzero(passing[rest] & ~keep), strict=True):
-                        prefix = ((int(order[rest[r]]), -1), (int(expand[c]), int(o)))
+                        prefix = ((int(sub[rest[r]]), -1), (int(expand[c]), int(o)))
                         record("pair", prefix, 1, lam[0], lam[1])
                 passing[rest] = keep
-                survive = passing.copy()
-                symmetric_once(survive, passing, rest)
+                survive = passing
                 alive = rest[survive[rest].any(axis=(1, 2))]
-                open_first = order[alive]
+                open_first = sub[alive]
             if not survive[row].any():
                 continue
             check_budget()
             state["nodes"] += 1
-            j = int(order[row])
+            j = int(sub[row])
             members = np.zeros(search.n_sig, bool)
             members[table.column(j)] = True
             last_two_levels(
@@ -828,7 +1147,6 @@ def optimal_unit(
                 c_hits[row],
                 both[row],
                 unit_both[row],
-                j,
             )
             open_first = open_first[open_first != j]
 
