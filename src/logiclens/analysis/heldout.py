@@ -65,8 +65,8 @@ def heldout_by_length(
     -------
     DataFrame
         One row per unit and maximum length: ``unit, max_length, length, formula,
-        search_value, heldout_iou`` (NaN where the unit has no formula up to that length or is
-        never active on the held-out part).
+        search_value, heldout_iou`` (NaN where the unit has no formula up to that length; 0
+        where it is never active on the held-out part, as the run's ``heldout_iou``).
     """
     if best.shape != formulas.shape or len(heldout) != len(best):
         raise ValueError(f"values {best.shape}, formulas {formulas.shape} and {len(heldout)} held-out units differ")
@@ -84,7 +84,7 @@ def heldout_by_length(
             length = int(chosen[u, j])
             text = texts[u, length - 1] if length else None
             iou = np.nan
-            if text is not None and n_active:
+            if text is not None:
                 if text not in inside_of:
                     inside_of[text] = concepts.signature_mask(str(text))
                 inside = inside_of[text]

@@ -164,8 +164,9 @@ def _accuracy(run: RunData, predictions: Predictions, source: str):  # type: ign
     """Per-unit accuracy when active, the r table, and the held-out-by-length tables per layer."""
     labelled = predictions.labelled
     if not labelled.any():
+        kind = "image" if run.text_level is None else "text"
         raise AnalysisError(
-            f"{run.path}: no probe {'image' if run.text_level is None else 'text'} has a class label in the model's label space, so there is no accuracy; "
+            f"{run.path}: no probe {kind} has a class label in the model's label space, so there is no accuracy; "
             "give the probe labels (see docs/analysis.md) or run `logiclens analyze --parts contributions,copy_paste`"
         )
     correct = predictions.correct[labelled] > 0.5
