@@ -38,6 +38,8 @@ def add_analysis_options(parser: argparse.ArgumentParser, prefix: str = "") -> N
                        help="pasted sizes, fractions of the image side (default 0.35,0.55)")  # fmt: skip
     group.add_argument(f"--{prefix}positions", type=count, default=2, metavar="N",
                        help="seeded positions per size (default 2)")  # fmt: skip
+    group.add_argument(f"--{prefix}top-classes", type=count, default=5, metavar="N",
+                       help="classes per unit and sign in analysis/unit_classes.csv (default 5)")  # fmt: skip
     group.add_argument(f"--{prefix}analysis-layer", help="layer of the contributions and edits (default: the last "
                        "layer with a linear path to the classifier)")  # fmt: skip
 
@@ -90,7 +92,9 @@ def settings_from_args(args: argparse.Namespace, prefix: str = "") -> Any:
         n_positions=get("positions"), seed=getattr(args, "seed", 0) or 0,
     )  # fmt: skip
     parts = tuple(p.strip() for p in get("parts").split(",") if p.strip())
-    return AnalysisSettings(parts=parts, layer=get("analysis_layer"), copy_paste=copy_paste)
+    return AnalysisSettings(
+        parts=parts, layer=get("analysis_layer"), copy_paste=copy_paste, top_classes=get("top_classes")
+    )
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -137,7 +141,9 @@ def print_summary(result: Any) -> None:
     """The correlations and the copy-paste effects, briefly."""
     summary = result.summary
     if result.correlations is not None:
-        print(f"accuracy when active: {summary['n_labelled']} of {summary['n_images']} images labelled")
+        print(f"accuracy when active: {summary['n_labelled']} of {summary['n_images']} inputs labelled")
+        for note in summary.get("notes", []):
+            print(f"note: {note}")
         print(result.correlations.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     effects = summary.get("copy_paste", {}).get("overall", {})
     if effects:

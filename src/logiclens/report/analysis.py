@@ -23,6 +23,8 @@ __all__ = ["analysis_record"]
 
 #: classes and units per class shown in the contributions table
 _CLASSES, _UNITS = 12, 5
+#: units (those with the largest contributions) and classes per unit and sign shown in the units' classes table
+_UNIT_ROWS, _UNIT_CLASSES = 20, 3
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -57,6 +59,25 @@ def _plots(accuracy: pd.DataFrame, correlations: pd.DataFrame, folder: Path) -> 
     return paths
 
 
+def _unit_classes(path: Path) -> list[dict[str, Any]]:
+    """Per unit (the largest contributions first): its formula, IoU, and top positive and negative classes."""
+    table = pd.read_csv(path, dtype={"formula": str, "class_name": str}, keep_default_na=False,
+                        na_values={"weight": [""], "iou": [""], "heldout_iou": [""]})  # fmt: skip
+    if not len(table):
+        return []
+    strength = table.assign(size=table["weight"].abs()).groupby("unit", sort=False)["size"].max()
+    rows, columns = [], ["class", "class_name", "weight"]
+    for unit in strength.sort_values(ascending=False, kind="stable").index[:_UNIT_ROWS]:
+        part = table[table["unit"] == unit]
+        rows.append({
+            "unit": int(unit), "formula": str(part["formula"].iloc[0]), "iou": float(part["iou"].iloc[0]),
+            "heldout_iou": float(part["heldout_iou"].iloc[0]),
+            "positive": _records(part[part["sign"] == "positive"].head(_UNIT_CLASSES)[columns]),
+            "negative": _records(part[part["sign"] == "negative"].head(_UNIT_CLASSES)[columns]),
+        })  # fmt: skip
+    return rows
+
+
 def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
     """The analysis part of report.json (None where the run has no analysis); copies plots and gallery.
 
@@ -78,6 +99,7 @@ def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
         "correlations": summary.get("correlations", []),
         "plots": {},
         "contributions": [],
+        "unit_classes": [],
         "copy_paste": [],
         "gallery": [],
         "overall": None,
@@ -103,6 +125,8 @@ def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
                 "positive": _records(rows[rows["sign"] == "positive"].head(_UNITS)),
                 "negative": _records(rows[rows["sign"] == "negative"].head(_UNITS)),
             })  # fmt: skip
+    if (run / layout.UNIT_CLASSES).is_file():
+        record["unit_classes"] = _unit_classes(run / layout.UNIT_CLASSES)
     copy_paste = summary.get("copy_paste")
     if copy_paste and (run / layout.COPY_PASTE).is_file():
         edits = pd.read_csv(run / layout.COPY_PASTE, keep_default_na=False, na_values={"delta_logp": [""]})
