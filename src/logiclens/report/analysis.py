@@ -1,7 +1,7 @@
 """The report's analysis section: what ``logiclens analyze`` wrote under ``RUN/analysis/``.
 
 Figure 7-style plots (accuracy when active against IoU at the longest formulas; Pearson r
-against the maximum formula length), per-class contributions with the units' formulas, the
+against the maximum formula length, for search and held-out IoU), per-class contributions with the units' formulas, the
 copy-paste effects against their controls (with a plain statement where targeted edits did
 not beat them), and a gallery of the strongest edits. Reads files only; every label reaches
 the page through the template's autoescaping.
@@ -45,9 +45,10 @@ def _plots(accuracy: pd.DataFrame, correlations: pd.DataFrame, folder: Path) -> 
         left.scatter(rows.loc[keep, "iou"], rows.loc[keep, "accuracy_when_active"], s=6, alpha=0.5, color="#0072B2")
         left.set_xlabel("IoU (search, longest formulas)")
         left.set_ylabel("accuracy when active")
-        curve = correlations[(correlations["layer"] == layer) & (correlations["iou_kind"] == "search")]
-        for source, part in curve.groupby("source", sort=False):
-            right.plot(part["max_length"], part["r"], marker="o", label=str(source))
+        curve = correlations[correlations["layer"] == layer]
+        for (source, kind), part in curve.groupby(["source", "iou_kind"], sort=False):
+            style = "-" if kind == "search" else "--"
+            right.plot(part["max_length"], part["r"], style, marker="o", label=f"{source}, {kind} IoU")
         right.axhline(0, color="#999999", linewidth=0.8)
         right.set_xlabel("maximum formula length")
         right.set_ylabel("Pearson r")
