@@ -1,15 +1,22 @@
-"""``analyze``: the paper's questions 2 and 3 on a finished vision run, written under ``RUN/analysis/``.
+"""``analyze``: the paper's questions 2 and 3 on a finished vision or text run, written under ``RUN/analysis/``.
 
 * ``accuracy.csv``: per unit, the images where it is active, how many of them carry a label,
   and the model's accuracy on those (:mod:`logiclens.analysis.accuracy`);
   ``summary.json["correlations"]`` holds Pearson r, p and n per maximum formula length, for
-  search and held-out IoU, and for the random-init control where the run has one.
+  search and held-out IoU, and for the random-init control where the run has one;
+  ``heldout_by_length_<layer>.csv`` the held-out IoU of each unit's answer at every maximum
+  length (:mod:`logiclens.analysis.heldout`).
 * ``contributions.csv``: per class, its top positive and negative units with formulas and IoU
   (:mod:`logiclens.analysis.contributions`); the full matrix is
-  ``analysis/contributions_<layer>.npy`` (classes x units).
+  ``analysis/contributions_<layer>.npy`` (classes x units); ``unit_classes.csv`` per unit,
+  its top classes.
 * ``copy_paste.csv``: one row per edit (:mod:`logiclens.analysis.copy_paste`), with
   ``summary.json["copy_paste"]`` the effects and their bootstrap intervals, and
   ``analysis/gallery/`` the strongest targeted edits as PNG pairs.
+
+Text runs (``text explain --model``) get accuracy (pair and sentence runs: an input counts
+where the unit's activation is above its threshold) and, for the NLI model's penultimate
+layer, contributions; no copy-paste edits (a note in ``summary.json`` says so).
 """
 
 from __future__ import annotations
@@ -277,12 +284,12 @@ def analyze(
     probe: Any = None,
     verbose: int = 1,
 ) -> AnalysisResult:
-    """Accuracy when active, contributions to classes and copy-paste edits of a vision run.
+    """Accuracy when active, contributions to classes and copy-paste edits of a vision or text run.
 
     Parameters
     ----------
     run_dir : str or Path
-        A finished dissection (``logiclens dissect``) that recorded predictions.
+        A finished run (``logiclens dissect``, ``logiclens text explain --model``) that recorded predictions.
     settings : AnalysisSettings, optional
     model : ModelAdapter, optional
         The run's model; by default reloaded from ``config.json`` (checked by its weights' hash).
@@ -299,7 +306,7 @@ def analyze(
     ------
     AnalysisError
         One line that says what to do: no predictions, no labelled images (accuracy), no
-        classifier path and no gradient (contributions), a text run.
+        classifier path and no gradient (contributions), a token-level text run (accuracy).
     """
     settings = settings or AnalysisSettings()
     started = time.perf_counter()
