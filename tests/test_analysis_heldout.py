@@ -90,6 +90,13 @@ def test_a_planted_run_has_heldout_r_at_every_length_and_unit_classes(tmp_path) 
     assert table is not None
     assert sorted(table.loc[table["iou_kind"] == "heldout", "max_length"]) == [1, 2, 3]
     assert sorted(table.loc[table["iou_kind"] == "search", "max_length"]) == [1, 2, 3]
+    # a run searched before the formulas were kept: held-out r at the run's length only, no stale table
+    path = tmp_path / layout.best_by_length_file("relu")
+    old = pd.read_csv(path)
+    old[["unit", "1", "2", "3"]].to_csv(path, index=False)
+    table = analyze(tmp_path, AnalysisSettings(parts=("accuracy",)), model=model, probe=probe, verbose=0).correlations
+    assert table is not None and table.loc[table["iou_kind"] == "heldout", "max_length"].tolist() == [3]
+    assert not (tmp_path / layout.heldout_by_length_file("relu")).exists()
     per_unit = pd.read_csv(tmp_path / layout.UNIT_CLASSES)
     assert set(per_unit["unit"]) <= {0, 1, 2, 3} and set(per_unit["sign"]) <= {"positive", "negative"}
     matrix = np.load(tmp_path / "analysis" / "contributions_relu.npy")

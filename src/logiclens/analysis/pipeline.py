@@ -345,6 +345,8 @@ def analyze(
             for name, frame in extra_by_length.items():
                 by_length[name] = pd.concat([by_length[name], frame]) if name in by_length else frame
         atomic_write_text(run.path / layout.ACCURACY, accuracy.to_csv(index=False))
+        for stale in folder.glob("heldout_by_length_*.csv"):  # an earlier analysis' tables
+            stale.unlink()
         for name, frame in by_length.items():
             atomic_write_text(run.path / layout.heldout_by_length_file(name), frame.to_csv(index=False))
         summary["correlations"] = json.loads(table.to_json(orient="records"))
