@@ -161,10 +161,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     from logiclens.cli.options import CommandError
     from logiclens.runs.summary import summarize
+    from logiclens.text.pipeline import TextConceptSettings, TextSettings, explain_text
 
     if args.analyze and args.out is None:
         raise CommandError("--analyze needs --out: the analysis is written into the run directory")
-    from logiclens.text.pipeline import TextConceptSettings, TextSettings, explain_text
 
     concepts = TextConceptSettings(
         tokenizer=args.tokenizer, vocab_size=args.vocab_size, lemmatize=args.lemmatize, tags=not args.no_tags,
