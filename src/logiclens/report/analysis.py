@@ -48,7 +48,9 @@ def _plots(accuracy: pd.DataFrame, correlations: pd.DataFrame, folder: Path) -> 
         curve = correlations[correlations["layer"] == layer]
         for (source, kind), part in curve.groupby(["source", "iou_kind"], sort=False):
             style = "-" if kind == "search" else "--"
-            right.plot(part["max_length"], part["r"], style, marker="o", label=f"{source}, {kind} IoU")
+            name = "held-out" if kind == "heldout" else str(kind)
+            right.plot(part["max_length"], part["r"], style, marker="o", label=f"{source}, {name} IoU")
+        right.set_xticks(sorted(int(x) for x in curve["max_length"].unique()))
         right.axhline(0, color="#999999", linewidth=0.8)
         right.set_xlabel("maximum formula length")
         right.set_ylabel("Pearson r")
