@@ -86,6 +86,7 @@ def test_a_planted_run_has_heldout_r_at_every_length_and_unit_classes(tmp_path) 
     last = heldout[heldout["max_length"] == 3].reset_index(drop=True)
     np.testing.assert_array_equal(last["formula"].fillna(""), results["formula"].fillna(""))
     np.testing.assert_allclose(last["heldout_iou"], results["heldout_iou"], equal_nan=True)
+    assert set(result.summary["seconds_by_part"]) == {"accuracy", "contributions"}
     table = result.correlations
     assert table is not None
     assert sorted(table.loc[table["iou_kind"] == "heldout", "max_length"]) == [1, 2, 3]
