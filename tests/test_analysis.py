@@ -320,7 +320,7 @@ def test_record_keeps_predictions_and_labels_and_resumes(tmp_path) -> None:  # t
 
 
 def test_class_labels_by_name_and_out_of_range() -> None:
-    from logiclens.vision.dissect.record import _class_id
+    from logiclens.vision.dissect.recording import _class_id
 
     assert _class_id("other", ["a", "other"], 2, 0) == 1
     assert _class_id(None, None, None, 0) == -1
@@ -351,15 +351,14 @@ def test_dissect_analyze_and_analyze_commands(tmp_path, capsys) -> None:  # type
 
 def test_very_wide_heads_keep_their_top_classes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from logiclens.analysis.predictions import load_predictions
-    from logiclens.runs.directory import RunDirectory
-    from logiclens.vision.dissect.record import _keep_head
+    from logiclens.vision.dissect.recording import Store
 
-    run = RunDirectory(tmp_path)
     (tmp_path / "record").mkdir()
     logits = torch.from_numpy(np.random.default_rng(0).normal(size=(6, layout.MAX_STORED_CLASSES + 10)))
-    heads: dict = {}
-    _keep_head(run, heads, logits[:4], 0, 4, 6)
-    _keep_head(run, heads, logits[4:], 4, 6, 6)
+    store = Store(tmp_path, 0, 6, (4, 4), predicting=True)
+    store.put_head(logits[:4], 0)
+    store.put_head(logits[4:], 4)
+    store.flush()
     assert not (tmp_path / layout.PREDICTIONS).exists()
     top = np.load(tmp_path / layout.TOP_CLASSES)
     assert top.shape == (6, layout.N_TOP_CLASSES)

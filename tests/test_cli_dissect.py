@@ -119,6 +119,8 @@ def test_dissect_activation_files_saes_and_ranges_from_the_command_line(tmp_path
     assert "4 of 8 SAE latents" in capsys.readouterr().err  # latents 4..7 are dead
     ranged = pd.read_csv(tmp_path / "s" / "results.csv")
     assert len(ranged) == 16 and {"range_index", "range_low", "range_high", "dead"} <= set(ranged.columns)
+    page = (tmp_path / "s" / "report" / "index.html").read_text(encoding="utf-8")  # a card per range
+    assert page.count('<article class="card"') == 16 and "unit 3 · range 1" in page
     np.save(tmp_path / "short.npy", maps[:5])
     argv = ["dissect", "--activations", str(tmp_path / "short.npy"), "--image-size", "16",
             "--out", str(tmp_path / "bad"), *common]  # fmt: skip

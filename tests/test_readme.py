@@ -42,6 +42,8 @@ def test_readme_python_example_runs(index: int, tmp_path: Path, monkeypatch: pyt
     exec(compile(block, f"README.md python block {index}", "exec"), namespace)
     if "analyze(" in block:
         assert (tmp_path / "runs" / "python-analyze" / "analysis" / "summary.json").is_file()
+    elif 'backend="ray"' in block:
+        assert (tmp_path / "runs" / "ray" / "results.csv").is_file()
     elif "dissect(" in block:
         assert (tmp_path / "runs" / "python-dissect" / "report" / "index.html").is_file()
     if "explain_text(" in block:

@@ -71,3 +71,30 @@ def test_layers_lists_a_text_models_layers(capsys) -> None:
     assert main(["layers", "--hf-model", "minilm"]) == 0
     out = capsys.readouterr().out
     assert "encoder.layer.5.intermediate" in out and "(1, " in out
+
+
+def test_pair_level_encodes_premise_and_hypothesis_together(tmp_path) -> None:
+    from logiclens.text.transformer import load_transformer, record_text_activations
+
+    pairs = [(SENTENCES[i], SENTENCES[(i + 5) % len(SENTENCES)]) for i in range(len(SENTENCES))]
+    labels = ["entailment", "neutral", "contradiction"]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"premise": p, "hypothesis": h, "label": labels[i % 3]}) + "\n" for i, (p, h) in enumerate(pairs)
+        )
+    )
+    layer = "encoder.layer.5.output"
+    assert (
+        _explain(data, tmp_path / "run", "--layer", layer, "--level", "pair", "--pool", "first", "--length", "1") == 0
+    )
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(results) == 384 and (results.layer == layer).all()
+    recorded = np.load(tmp_path / "run" / "record" / f"{layer}.npy")
+    model, tokenizer = load_transformer("minilm")
+    expected = record_text_activations(model, tokenizer, pairs, layer, pool="first")
+    np.testing.assert_allclose(recorded, expected, rtol=1e-5, atol=1e-5)
+    alone = record_text_activations(model, tokenizer, [p for p, _ in pairs], layer, pool="first")
+    assert not np.allclose(recorded, alone, atol=1e-3)  # the hypothesis is part of the input
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["probe"]["level"] == "pair"

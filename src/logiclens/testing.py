@@ -84,12 +84,20 @@ class PlantedProbe(ProbeDataset):
     must recover those formulas with IoU 1.0.
     """
 
-    def __init__(self, n_images: int = 24, size: int = 16, seed: int = 0, fail_at: int | None = None) -> None:
+    def __init__(
+        self,
+        n_images: int = 24,
+        size: int = 16,
+        seed: int = 0,
+        fail_at: int | None = None,
+        failure: type[BaseException] = KeyboardInterrupt,
+    ) -> None:
         self.concept_names = ["indoor", "outdoor", "a", "b", "c"]
         self.concept_categories = ["scene", "scene", "object", "object", "object"]
         self.n_images, self.size, self.seed = n_images, size, seed
         self.image_size = self.mask_size = (size, size)
-        self.fail_at = fail_at  # raise KeyboardInterrupt when this image is loaded (resume tests)
+        self.fail_at = fail_at  # raise `failure` when this image is loaded (resume tests)
+        self.failure = failure
 
     def __len__(self) -> int:
         return self.n_images
@@ -99,7 +107,7 @@ class PlantedProbe(ProbeDataset):
 
     def load(self, index: int) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
         if index == self.fail_at:
-            raise KeyboardInterrupt(f"simulated interrupt at image {index}")
+            raise self.failure(f"simulated failure at image {index}")
         rng = np.random.default_rng([self.seed, index])
         image = np.zeros((3, self.size, self.size), np.float32)
         for channel in range(3):

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     from logiclens.cli.options import CommandError
+    from logiclens.core.parallel import WorkerLostError
 
     parser = build_parser()
     try:
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         advice = "; free some space and rerun: finished stages are kept" if error.errno == errno.ENOSPC else ""
         print(f"logiclens: error: {error.strerror or error}{where}{advice}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerLostError as error:  # finished stages and record shards are kept: a rerun resumes
+        print(f"logiclens: error: {error}; rerun to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("logiclens: interrupted", file=sys.stderr)
         return 130

@@ -86,6 +86,14 @@ def register(commands: Any) -> None:
     add_analyze_after_options(dissect)
     dissect.add_argument("--batch-size", type=positive, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
+    dissect.add_argument("--autocast", choices=("float16", "bfloat16"),
+                         help="run the forward pass under torch.autocast in this precision (GPUs; activations "
+                         "change slightly, and so may thresholds and IoUs)")  # fmt: skip
+    dissect.add_argument("--count-device", metavar="DEVICE",
+                         help="upsample and threshold the masks stage in torch on this device (e.g. cuda); "
+                         "the counts are the same")  # fmt: skip
+    dissect.add_argument("--shard-images", type=positive, default=512, metavar="N",
+                         help="with --backend ray: images per record shard (default 512)")  # fmt: skip
     dissect.add_argument("--out", "-o", default="runs/dissect", help="run directory (default runs/dissect)")
     dissect.add_argument("--show", type=count, default=15, help="best units to print (default 15)")
     add_search_options(dissect)
@@ -131,6 +139,11 @@ def run(args: argparse.Namespace) -> int:
         channels_last=args.channels_last,
         sae=None if args.sae is None else str(args.sae),
         ranges=args.ranges,
+        backend=args.backend,
+        ray_address=args.ray_address,
+        shard_images=args.shard_images,
+        autocast=args.autocast,
+        count_device=args.count_device,
     )
     print(
         f"dissecting {model.name} layers {', '.join(layers)} on {len(probe)} images of the "
@@ -161,10 +174,7 @@ def run(args: argparse.Namespace) -> int:
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
     status = analyze_after(args, args.out, model=model, probe=probe)
-    if args.ranges > 1 and not args.no_report:
-        print("logiclens: no HTML report for activation ranges yet (results.csv and results.jsonl hold them)",
-              file=sys.stderr)  # fmt: skip
-    elif not args.no_report:
+    if not args.no_report:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)
     return status

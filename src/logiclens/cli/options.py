@@ -134,6 +134,13 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--n-jobs", "-j", type=int, default=1, help="processes (-1: all cores; dissect's default)")
     group.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("--backend", choices=("local", "ray"), default="local",
+                           help="local (default: --n-jobs processes here) or ray: tasks on a Ray cluster "
+                           "(pip install 'logiclens[ray]'; docs/scaling.md); the results are the same")  # fmt: skip
+    execution.add_argument("--ray-address", metavar="HOST:PORT",
+                           help="with --backend ray: the cluster to join (default $RAY_ADDRESS, else a Ray "
+                           "instance started on this machine)")  # fmt: skip
 
 
 def add_validation_options(parser: argparse.ArgumentParser, examples: str, holdout: float, null: int) -> None:
@@ -182,6 +189,8 @@ def explainer_from_args(args: argparse.Namespace, seed: int = 0) -> Any:
         random_state=seed,
         n_jobs=args.n_jobs,
         verbose=0 if args.quiet else 1,
+        backend=args.backend,
+        ray_address=args.ray_address,
         **validation,
     )
 

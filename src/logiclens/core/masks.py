@@ -73,6 +73,13 @@ class UnitMasks:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
+    def stack(cls, parts: Sequence[UnitMasks]) -> UnitMasks:
+        """The units of ``parts``, one after the other (blocks of one layer's units, say)."""
+        if not parts:
+            raise ValueError("no unit masks to stack")
+        return cls(sp.vstack([part.counts for part in parts], format="csr"), [n for part in parts for n in part.names])
+
+    @classmethod
     def _from_position_lists(
         cls, active: Sequence[NDArray[np.integer]] | object, concepts: ConceptSet, names: Sequence[str] | None
     ) -> UnitMasks:

@@ -120,11 +120,15 @@ class SignatureIndex:
         rank[order] = np.arange(len(order))
         return rank[inverse.ravel()], first[order]
 
-    def _count(self, ids: NDArray[np.int32]) -> None:
+    def _grow(self) -> None:
+        """Make room for the counts of every signature."""
         if self.n_signatures > len(self._weights):
             grown = np.zeros(max(2 * len(self._weights), self.n_signatures), np.int64)
             grown[: len(self._weights)] = self._weights
             self._weights = grown
+
+    def _count(self, ids: NDArray[np.int32]) -> None:
+        self._grow()
         counts = np.bincount(ids, minlength=self.n_signatures)
         self._weights[: len(counts)] += counts
 
@@ -163,3 +167,31 @@ class SignatureIndex:
         index._weights = np.asarray(state["weights"], np.int64).copy()
         index.n_positions = int(state["n_positions"])
         return index
+
+    def absorb(self, other: SignatureIndex) -> NDArray[np.int32]:
+        """Add the positions another index counted after this one's; returns its ids in this index.
+
+        Signatures new to this index are numbered in ``other``'s order, which is their order of
+        first appearance there: absorbing the indexes of consecutive chunks of positions, in
+        order, numbers every signature exactly as one index over all the positions would.
+
+        Returns
+        -------
+        ndarray of int32, shape (other.n_signatures,)
+            ``remap[i]`` is the id here of ``other``'s signature ``i``.
+        """
+        if other.n_concepts != self.n_concepts:
+            raise ValueError(f"an index over {other.n_concepts} concepts cannot join one over {self.n_concepts}")
+        remap = np.empty(other.n_signatures, np.int32)
+        for i, concepts in enumerate(other._concepts):
+            key = concepts.tobytes()
+            sig = self._ids.get(key)
+            if sig is None:
+                sig = len(self._concepts)
+                self._ids[key] = sig
+                self._concepts.append(concepts)
+            remap[i] = sig
+        self._grow()
+        np.add.at(self._weights, remap, other.weights())
+        self.n_positions += other.n_positions
+        return remap

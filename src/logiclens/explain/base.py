@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 __all__ = ["EXECUTION_PARAMS", "BaseEstimator", "NotFittedError", "check_is_fitted", "clone", "result_params"]
 
 #: parameters that say how an estimator runs, never what it computes
-EXECUTION_PARAMS = ("n_jobs", "verbose")
+EXECUTION_PARAMS = ("n_jobs", "verbose", "backend", "ray_address")
 
 E = TypeVar("E", bound="BaseEstimator")
 

@@ -14,6 +14,7 @@ from numpy.typing import ArrayLike
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.formula import Formula
 from logiclens.core.masks import UnitMasks
+from logiclens.core.parallel import check_backend
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, UnitResult, iou_of
 from logiclens.core.search.metrics import METRICS
 from logiclens.core.search.run import certified_all, certify_all, search_all
@@ -101,6 +102,12 @@ class CompositionalExplainer(BaseEstimator):
         beam not counted); None is unlimited. Results then depend on the machine.
     max_nodes : int or None, default None
         With ``search="optimal"``: expanded formulas per unit (a reproducible budget).
+    backend : {"local", "ray"}, default "local"
+        Where batches of units are searched: ``n_jobs`` local processes, or the tasks of a
+        Ray cluster (:mod:`logiclens.core.parallel`); the results are the same.
+    ray_address : str or None, default None
+        With ``backend="ray"``: the cluster's ``host:port`` (default ``RAY_ADDRESS``, else a
+        Ray instance started on this machine).
 
     Attributes
     ----------
@@ -166,6 +173,8 @@ class CompositionalExplainer(BaseEstimator):
         search: str = "beam",
         budget_seconds: float | None = None,
         max_nodes: int | None = None,
+        backend: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         self.max_length = max_length
         self.beam_size = beam_size
@@ -186,6 +195,8 @@ class CompositionalExplainer(BaseEstimator):
         self.search = search
         self.budget_seconds = budget_seconds
         self.max_nodes = max_nodes
+        self.backend = backend
+        self.ray_address = ray_address
 
     def _check_search_params(self, settings: BeamSettings) -> None:
         """Validate ``search``, ``budget_seconds`` and ``max_nodes`` (at fit time, as scikit-learn does)."""
@@ -205,6 +216,7 @@ class CompositionalExplainer(BaseEstimator):
     def check_params(self) -> BeamSettings:
         """Validate every parameter (as :meth:`fit` does first) and return the core's settings."""
         check_validation_params(self.holdout, self.n_null, self.alpha)
+        check_backend(self.backend, self.ray_address)
         settings = self.beam_settings()
         self._check_search_params(settings)
         return settings
@@ -333,8 +345,9 @@ class CompositionalExplainer(BaseEstimator):
 
         if self.search == "optimal":
             found = certified_all(
-                table, masks, settings, self.budget_seconds, self.max_nodes, self.n_jobs, self.verbose
-            )
+                table, masks, settings, self.budget_seconds, self.max_nodes, self.n_jobs, self.verbose,
+                self.backend, self.ray_address,
+            )  # fmt: skip
             results = [as_unit_result(r) for r in found]
             certificates = [
                 {
@@ -346,10 +359,10 @@ class CompositionalExplainer(BaseEstimator):
                 for r in found
             ]
             return results, certificates
-        results = search_all(table, masks, settings, self.n_jobs, self.verbose)
+        results = search_all(table, masks, settings, self.n_jobs, self.verbose, self.backend, self.ray_address)
         if not certify:
             return results, [{} for _ in results]
-        bounds = certify_all(table, masks, results, settings, self.n_jobs)
+        bounds = certify_all(table, masks, results, settings, self.n_jobs, 0, self.backend, self.ray_address)
         certificates = []
         for result, (upper, top) in zip(results, bounds, strict=True):
             certificate = None
@@ -493,10 +506,12 @@ class AtomicExplainer(CompositionalExplainer):
         use_neighbors: bool = True,
         n_jobs: int = 1,
         verbose: int = 1,
+        backend: str = "local",
+        ray_address: str | None = None,
     ) -> None:
         super().__init__(
             max_length=1, metric=metric, min_support=min_support, top_k=top_k, use_neighbors=use_neighbors,
-            n_jobs=n_jobs, verbose=verbose,
+            n_jobs=n_jobs, verbose=verbose, backend=backend, ray_address=ray_address,
         )  # fmt: skip
 
     def beam_settings(self) -> BeamSettings:

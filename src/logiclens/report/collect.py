@@ -13,7 +13,7 @@ from logiclens.core.formula import Formula, FormulaSyntaxError, parse
 from logiclens.report.cards import ImageExample, UnitCard, plain
 from logiclens.report.draw import save_overlays
 from logiclens.report.errors import ReportError
-from logiclens.report.examples import example_masks, image_statistics, top_examples
+from logiclens.report.examples import example_masks, image_statistics, range_statistics, top_examples
 from logiclens.report.parallel import run_tasks
 from logiclens.runs.reading import LayerData
 
@@ -84,6 +84,8 @@ def _draw_units(
     layer_file: str,
     thresholds: NDArray[np.floating],
     tie_cuts: NDArray[np.floating] | None,
+    channels: NDArray[np.intp] | None,
+    ranges: tuple[NDArray[np.floating], NDArray[np.floating]] | None,
     units: NDArray[np.intp],
     images: NDArray[np.intp],
     holds: dict[int, NDArray[np.bool_] | None],
@@ -96,7 +98,7 @@ def _draw_units(
     """
     activations = np.load(activations_path, mmap_mode="r")
     signatures = np.load(signatures_path, mmap_mode="r")
-    masks = example_masks(activations, signatures, units, images, thresholds, holds, tie_cuts)
+    masks = example_masks(activations, signatures, units, images, thresholds, holds, tie_cuts, channels, ranges)
     for unit in np.unique(units):
         pairs = np.flatnonzero(units == unit)
         save_overlays(masks.unit[pairs], masks.formula[pairs], folder / overlay_path(layer_file, int(unit)))
@@ -146,13 +148,23 @@ def layer_cards(
     cards = bare_cards(layer)
     activations = np.load(layer.activations, mmap_mode="r")
     n_images = np.load(signatures, mmap_mode="r").shape[0]
-    if activations.ndim != 4 or activations.shape[:2] != (n_images, len(cards)):
+    n_channels = len(cards) if layer.channels is None else int(layer.channels.max(initial=-1)) + 1
+    if (
+        activations.ndim != 4
+        or activations.shape[0] != n_images
+        or activations.shape[1] < n_channels
+        or (layer.channels is None and activations.shape[1] != n_channels)
+    ):
         raise ReportError(
-            f"{layer.activations}: shape {activations.shape} does not match {n_images} images and {len(cards)} units"
+            f"{layer.activations}: shape {activations.shape} does not match {n_images} images and {n_channels} units"
         )
-    maxima, means = image_statistics(activations, verbose=verbose)
-    ties = None if layer.tie_cuts is None else layer.tie_cuts >= 0
-    top = top_examples(maxima, means, layer.thresholds, top_k, ties)
+    if layer.ranges is None:
+        maxima, means = image_statistics(activations, verbose=verbose)
+        ties = None if layer.tie_cuts is None else layer.tie_cuts >= 0
+        top = top_examples(maxima, means, layer.thresholds, top_k, ties)
+    else:  # a range's top images: most positions in the range, then its largest value there
+        inside, maxima = range_statistics(activations, layer.row_channels, *layer.ranges)
+        top = top_examples(inside, maxima, np.zeros(len(cards)), top_k)
     units, ranks = np.nonzero(top >= 0)  # unit by unit, best image first
     images = top[units, ranks]
     frames = np.bincount(units, minlength=len(cards))
@@ -168,7 +180,10 @@ def layer_cards(
     bounds = np.searchsorted(units, np.arange(0, len(cards) + _UNITS_PER_CHUNK, _UNITS_PER_CHUNK))
     chunks = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     tasks = [(units[c], images[c], {int(u): signatures_of[int(u)] for u in np.unique(units[c])}) for c in chunks]
-    shared = (layer.activations, signatures, folder, layer.file_name, layer.thresholds, layer.tie_cuts)
+    shared = (
+        layer.activations, signatures, folder, layer.file_name, layer.thresholds, layer.tie_cuts, layer.channels,
+        layer.ranges,
+    )  # fmt: skip
     weights = [len(np.unique(task[0])) for task in tasks]
     results = run_tasks(_draw_units, tasks, n_jobs, shared, f"masks {layer.name}", "unit", weights, verbose)
     is_heldout = heldout_flags(heldout, n_images)

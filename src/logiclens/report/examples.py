@@ -16,10 +16,10 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from logiclens.core.batching import batch_slices
-from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.active import active_pixels, can_be_active, range_pixels
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
-__all__ = ["ExampleMasks", "example_masks", "image_statistics", "top_examples"]
+__all__ = ["ExampleMasks", "example_masks", "image_statistics", "range_statistics", "top_examples"]
 
 
 def image_statistics(
@@ -48,6 +48,47 @@ def image_statistics(
         maxima[part] = maps.max(axis=2)
         means[part] = maps.mean(axis=2)
     return maxima, means
+
+
+def range_statistics(
+    activations: np.ndarray,
+    channels: NDArray[np.intp],
+    low: NDArray[np.floating],
+    high: NDArray[np.floating],
+    batch_size: int = 64,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Per image and range (rows of a ranged run): positions in the range, and the largest value in it.
+
+    Parameters
+    ----------
+    activations : array (images, channels, h, w)
+    channels : int array (rows,)
+        Each range's channel.
+    low, high : arrays (rows,)
+        Each range's inclusive bounds (compared in float32, as the masks compare).
+
+    Returns
+    -------
+    inside : float32 array (images, rows)
+        How many of the layer's positions lie in the range (0: none).
+    largest : float32 array (images, rows)
+        The largest activation in the range (-inf where none is).
+    """
+    n_images = activations.shape[0]
+    channels = np.asarray(channels, np.intp)
+    lower = np.asarray(low, np.float32)[None, :, None]
+    upper = np.asarray(high, np.float32)[None, :, None]
+    inside = np.empty((n_images, len(channels)), np.float32)
+    largest = np.empty((n_images, len(channels)), np.float32)
+    positions = int(np.prod(activations.shape[2:]))
+    batch_size = max(1, min(batch_size, 8_000_000 // max(1, len(channels) * positions)))  # bounded memory
+    for part in batch_slices(n_images, batch_size):
+        maps = np.asarray(activations[part], dtype=np.float32).reshape(part.stop - part.start, activations.shape[1], -1)
+        values = maps[:, channels]
+        holds = (values >= lower) & (values <= upper)
+        inside[part] = holds.sum(axis=2)
+        largest[part] = np.where(holds, values, -np.inf).max(axis=2)
+    return inside, largest
 
 
 def top_examples(
@@ -121,6 +162,8 @@ def example_masks(
     thresholds: NDArray[np.floating],
     formula_signatures: Mapping[int, NDArray[np.bool_] | None],
     tie_cuts: NDArray[np.floating] | None = None,
+    channels: NDArray[np.intp] | None = None,
+    ranges: tuple[NDArray[np.floating], NDArray[np.floating]] | None = None,
 ) -> ExampleMasks:
     """The unit's and the formula's masks on given (unit, image) pairs.
 
@@ -135,6 +178,12 @@ def example_masks(
         Where each unit's formula holds, per signature (None: no formula), for the units of
         the pairs.
     tie_cuts : array (all units,), optional
+    channels : int array (all units,), optional
+        The channel of ``activations`` of each unit (for ranged runs, where a unit is one
+        range of a channel); default: unit ``u`` is channel ``u``.
+    ranges : (low, high) arrays (all units,), optional
+        Each unit's inclusive activation range: the unit is active where its upsampled
+        activation lies in it (``thresholds`` and ``tie_cuts`` are then not used).
 
     Returns
     -------
@@ -146,10 +195,15 @@ def example_masks(
     upsampler = BilinearUpsampler(activations.shape[2:], (height, width))
     order = np.argsort(images, kind="stable")  # memmaps read fastest in order
     maps = np.empty((n, *activations.shape[2:]), np.float32)
-    maps[order] = np.asarray(activations[images[order], units[order]], dtype=np.float32)
-    limits = np.asarray(thresholds, np.float32)[units]
-    cuts = None if tie_cuts is None else np.asarray(tie_cuts, np.float64)
-    index, pixel = active_pixels(upsampler, maps, limits, units, images, cuts)
+    sources = units if channels is None else np.asarray(channels, np.intp)[units]
+    maps[order] = np.asarray(activations[images[order], sources[order]], dtype=np.float32)
+    if ranges is None:
+        limits = np.asarray(thresholds, np.float32)[units]
+        cuts = None if tie_cuts is None else np.asarray(tie_cuts, np.float64)
+        index, pixel = active_pixels(upsampler, maps, limits, units, images, cuts)
+    else:
+        low, high = (np.asarray(bound, np.float32)[units][:, None] for bound in ranges)
+        index, pixel, _ = range_pixels(upsampler, maps, low, high)
     unit_masks = np.zeros((n, height * width), bool)
     unit_masks[index, pixel] = True
     unit_masks = unit_masks.reshape(n, height, width)

@@ -11,6 +11,9 @@ __all__ = ["COLUMNS", "page_context", "settings_sections"]
 COLUMNS = [
     ("layer", "Layer", "text", 0),
     ("unit", "Unit", "unit", 0),
+    ("range_index", "Range", "number", 0),
+    ("range_low", "Range low", "number", 3),
+    ("range_high", "Range high", "number", 3),
     ("formula", "Formula", "text", 0),
     ("iou", "IoU", "number", 3),
     ("length", "Length", "number", 0),
@@ -25,7 +28,16 @@ COLUMNS = [
     ("certificate", "Certificate", "text", 0),
 ]
 #: columns shown only when some unit has a value
-_OPTIONAL = ("heldout_iou", "significant", "upper_bound", "ceiling", "certificate")
+_OPTIONAL = (
+    "range_index",
+    "range_low",
+    "range_high",
+    "heldout_iou",
+    "significant",
+    "upper_bound",
+    "ceiling",
+    "certificate",
+)
 PAGE_SIZE = 24
 #: what the probing examples and the positions of a run are, by text level (None: images)
 _EXAMPLE_NOUNS = {"pair": "pairs", "sentence": "sentences", "token": "texts"}

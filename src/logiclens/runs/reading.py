@@ -51,6 +51,12 @@ class LayerData:
         exact formula length (``"1"``, ``"2"``, ...), the best metric value found.
     activations : Path
         ``record/<file_name>.npy``: (images, units, h, w), or (positions, units) for text runs.
+    channels : ndarray of int, shape (rows,), or None
+        For runs with activation ranges (``--ranges K``), where each row of ``results`` is
+        one range of a unit: the unit (channel of ``activations``) of each row. None: row
+        ``i`` is unit ``i``.
+    ranges : (low, high) float64 arrays of shape (rows,), or None
+        Each row's inclusive activation range (``thresholds`` then holds ``low``).
     """
 
     name: str
@@ -60,6 +66,13 @@ class LayerData:
     tie_cuts: np.ndarray | None
     best_by_length: pd.DataFrame | None
     activations: Path
+    channels: np.ndarray | None = None
+    ranges: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def row_channels(self) -> np.ndarray:
+        """The channel of ``activations`` each row of ``results`` describes."""
+        return np.arange(len(self.results)) if self.channels is None else self.channels
 
 
 @dataclass
@@ -172,11 +185,34 @@ def _best_by_length(path: Path, n_units: int) -> pd.DataFrame | None:
     return frame[sorted(lengths, key=int)].apply(pd.to_numeric, errors="coerce")
 
 
+def _row_ranges(stored: Path, data: dict, rows: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Channel, range low and range high of each row of a layer dissected with activation ranges."""
+    if "range_low" not in data or "range_high" not in data:
+        raise RunError(f"{stored}: no activation ranges (range_low, range_high) for the ranged layer {name!r}")
+    low, high = np.asarray(data["range_low"], np.float64), np.asarray(data["range_high"], np.float64)
+    channels = pd.to_numeric(rows["unit"], errors="coerce").to_numpy(np.float64)
+    index = pd.to_numeric(rows["range_index"], errors="coerce").to_numpy(np.float64)
+    valid = np.isfinite(channels) & np.isfinite(index) & (channels == np.round(channels)) & (index == np.round(index))
+    if low.ndim != 2 or low.shape != high.shape or not valid.all():
+        raise RunError(f"{stored}: ranges of shape {low.shape} do not fit the unit and range_index columns of {name!r}")
+    channels, index = channels.astype(np.intp), index.astype(np.intp)
+    if (channels < 0).any() or (channels >= low.shape[0]).any() or (index < 0).any() or (index >= low.shape[1]).any():
+        raise RunError(
+            f"{stored}: {low.shape[0]} units x {low.shape[1]} ranges do not cover the rows of layer {name!r}"
+        )
+    return channels, low[channels, index], high[channels, index]
+
+
 def _layer(run: Path, name: str, results: pd.DataFrame) -> LayerData:
     file_name = layout.layer_file_name(name)
     rows = results[results["layer"] == name].reset_index(drop=True)
     stored = run / layout.thresholds_file(name)
     data = read_npz(stored) if stored.is_file() else {}
+    best_path = run / layout.best_by_length_file(name)
+    if "range_index" in rows and rows["range_index"].notna().any():  # one row per range of a unit
+        channels, low, high = _row_ranges(stored, data, rows, name)
+        best = _best_by_length(best_path, len(rows))
+        return LayerData(name, file_name, rows, low, None, best, run / layout.record_file(name), channels, (low, high))
     if "threshold" in rows and (rows["threshold"].notna().all() or "thresholds" not in data):
         thresholds = rows["threshold"].to_numpy(np.float64)  # NaN: a unit that is never active
     elif "thresholds" in data:
@@ -186,7 +222,7 @@ def _layer(run: Path, name: str, results: pd.DataFrame) -> LayerData:
     tie_cuts = np.asarray(data["tie_cuts"], np.float64) if "tie_cuts" in data else None
     if len(thresholds) != len(rows) or (tie_cuts is not None and len(tie_cuts) != len(rows)):
         raise RunError(f"{stored}: {len(thresholds)} thresholds for {len(rows)} units of layer {name!r}")
-    best = _best_by_length(run / layout.best_by_length_file(name), len(rows))
+    best = _best_by_length(best_path, len(rows))
     return LayerData(name, file_name, rows, thresholds, tie_cuts, best, run / layout.record_file(name))
 
 

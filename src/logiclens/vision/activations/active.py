@@ -42,6 +42,7 @@ def active_pixels(
     units: NDArray[np.intp],
     images: NDArray[np.intp],
     tie_cuts: NDArray[np.float64] | None = None,
+    unit_offset: int = 0,
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """(map index, flat pixel) of the active pixels of (image, unit) maps.
 
@@ -57,6 +58,9 @@ def active_pixels(
         The pairs (for tie keys).
     tie_cuts : float array (all units,), optional
         Tie-breaking cuts; a cut < 0 means the unit's ties are not broken.
+    unit_offset : int
+        The layer's index of unit 0 of ``units`` and ``tie_cuts`` (a block of the layer's
+        units): tie keys are always those of the layer's unit.
     """
     if tie_cuts is None or not (tie_cuts[units] >= 0).any():
         return upsampler.above(maps, thresholds)
@@ -65,7 +69,7 @@ def active_pixels(
     pixel = row * upsampler.out_size[1] + col
     keep = values > thresholds[index]
     tied = np.flatnonzero((values == thresholds[index]) & (tie_cuts[units[index]] >= 0))
-    keys = tie_keys(units[index[tied]], images[index[tied]], pixel[tied])
+    keys = tie_keys(units[index[tied]] + unit_offset, images[index[tied]], pixel[tied])
     keep[tied] = keys <= tie_cuts[units[index[tied]]]
     return index[keep], pixel[keep]
 

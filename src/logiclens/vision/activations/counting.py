@@ -3,12 +3,14 @@
 Each (image, unit) map is upsampled to the annotation resolution, thresholded, and its
 active pixels are counted per signature of the concept set. Maps whose maximum does not
 exceed the unit's threshold are skipped, and within a map only the blocks of pixels that can
-exceed it are upsampled (upsampling never exceeds the input cells it mixes).
+exceed it are upsampled (upsampling never exceeds the input cells it mixes). With activation
+ranges, whole regions of a map are assigned to a range at once
+(:mod:`logiclens.vision.activations.regions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,14 +18,18 @@ from numpy.typing import ArrayLike, NDArray
 
 from logiclens.core.masks import UnitMasks
 from logiclens.vision.activations.active import active_pixels, can_be_active
+from logiclens.vision.activations.regions import RegionGrid
 from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
 __all__ = ["UnitCountAccumulator"]
 
+#: computes the active pixels of (image, unit) maps (the signature of ``active_pixels``)
+ActivePixels = Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]]
+
 _PAIRS_PER_CHUNK = 4096
-#: side of the square tiles whose pixels, all in one range, are counted together
-_TILE = 4
+#: units of one image whose ranges are assigned together
+_UNITS_PER_ASSIGN = 2048
 
 
 class UnitCountAccumulator:
@@ -49,6 +55,13 @@ class UnitCountAccumulator:
         Count K activation ranges per unit instead (rows ``u * K + k``), every range of a
         map from the same upsampling (see :func:`~logiclens.vision.activations.active.range_pixels`);
         ``thresholds`` and ``tie_cuts`` are then ignored.
+    first_unit : int
+        The layer's index of the first unit counted here (a block of the layer's units; tie
+        keys are the layer unit's).
+    active : callable, optional
+        Computes the active pixels (default
+        :func:`~logiclens.vision.activations.active.active_pixels`; a
+        :class:`~logiclens.vision.activations.torch_counting.TorchActivePixels` runs it in torch).
     """
 
     def __init__(
@@ -59,22 +72,30 @@ class UnitCountAccumulator:
         n_variants: int = 1,
         tie_cuts: ArrayLike | None = None,
         ranges: tuple[ArrayLike, ArrayLike] | None = None,
+        first_unit: int = 0,
+        active: ActivePixels = active_pixels,
     ) -> None:
+        self.first_unit = int(first_unit)
+        self.active = active
         self.thresholds = np.asarray(thresholds, dtype=np.float32)
         self.ranges = None
         self.n_ranges = 1
+        self._grid: RegionGrid | None = None
         if ranges is not None:
             low, high = (np.asarray(r, np.float32) for r in ranges)
             self.ranges = (low, high)
             self.n_ranges = low.shape[1]
             self.thresholds = low[:, 0]
+            self._grid = RegionGrid(upsampler)
         self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
         self.upsampler = upsampler
         self.n_variants = int(n_variants)
         self._rows = self.n_units * self.n_ranges
-        self._counts = [sp.csr_array((self._rows, self.n_signatures), dtype=np.int64) for _ in range(n_variants)]
+        # with ranges, one matrix holds every variant side by side (columns variant * S + signature)
+        widths = [self.n_variants * self.n_signatures] if ranges is not None else [self.n_signatures] * n_variants
+        self._counts = [sp.csr_array((self._rows, width), dtype=np.int64) for width in widths]
         self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
         self._seen = np.zeros(self.n_signatures, bool)
@@ -119,80 +140,64 @@ class UnitCountAccumulator:
             self._compact()
 
     def _add_ranges(self, maps: NDArray, maxima: NDArray, flat: list[NDArray]) -> None:
-        """Count every range of every map of the batch, one image (and a block of units) at a time.
+        """Count every range of every map of the batch, a few images at a time.
 
-        Each map is upsampled in full once, with the arithmetic of
-        :func:`~logiclens.vision.activations.active.range_pixels` (pixel for pixel the same
-        values). The output grid is cut into square tiles of :data:`_TILE` pixels; a tile whose
-        pixels all lie in one range of the unit adds the tile's per-signature pixel counts
-        (one sparse product for all tiles, units and variants), and only the pixels of the
-        other tiles are tallied one by one.
+        The maps are cut into regions wholly in one range
+        (:meth:`~logiclens.vision.activations.regions.RegionGrid.assign`: blocks and tiles
+        bounded by their corners, quads and pixels evaluated); each region adds its
+        per-signature pixel counts, in every variant, through one sparse product per image.
         """
-        assert self.ranges is not None
+        assert self.ranges is not None and self._grid is not None
         low, high = self.ranges
-        k_ranges = self.n_ranges
-        height, width = self.upsampler.out_size
-        tile = _TILE
-        rows_t, cols_t = -(-height // tile), -(-width // tile)
-        pixel_tile = ((np.arange(height) // tile)[:, None] * cols_t + (np.arange(width) // tile)[None, :]).ravel()
-        n_tiles = rows_t * cols_t
-        block = max(1, 8_000_000 // (height * width))
+        grid = self._grid
         for image in range(len(maps)):
-            tile_counts = []
-            for ids in flat:
-                used = ids[image] >= 0
-                pairs = (pixel_tile[used], ids[image][used])
-                tile_counts.append(
-                    sp.csr_array((np.ones(int(used.sum()), np.int64), pairs), shape=(n_tiles, self.n_signatures))
-                )
-            stacked = sp.hstack(tile_counts, format="csr")
-            counted = [counts.nnz > 0 for counts in tile_counts]
-            units = np.flatnonzero(maxima[image] >= low[:, 0])
-            for start in range(0, len(units), block):
-                chosen = units[start : start + block]
-                values = self.upsampler(maps[image, chosen])  # (u, H, W)
-                k = np.zeros(values.shape, np.int8)
-                for bound in range(1, k_ranges):
-                    k += values >= low[chosen, bound][:, None, None]
-                kk = k.astype(np.intp)
-                rows = np.arange(len(chosen))[:, None, None]
-                inside = (values >= low[chosen][rows, kk]) & (values <= high[chosen][rows, kk])
-                r = np.where(inside, k, np.int8(-1))
-                padded = np.full((len(chosen), rows_t * tile, cols_t * tile), -1, np.int8)
-                padded[:, :height, :width] = r
-                tiles = padded.reshape(len(chosen), rows_t, tile, cols_t, tile)
-                lowest, highest = tiles.min(axis=(2, 4)), tiles.max(axis=(2, 4))
-                pure = (lowest == highest) & (lowest >= 0)  # (u, rows_t, cols_t)
-                unit_index, tile_index = np.nonzero(pure.reshape(len(chosen), -1))
-                if len(unit_index):
-                    row_of = chosen[unit_index] * k_ranges + lowest.reshape(len(chosen), -1)[unit_index, tile_index]
-                    indicator = sp.csr_array(
-                        (np.ones(len(row_of), np.int64), (row_of, tile_index)), shape=(self._rows, n_tiles)
-                    )
-                    product = (indicator @ stacked).tocoo()
-                    variant, signature = np.divmod(product.col, self.n_signatures)
-                    for v in range(self.n_variants):
-                        take = variant == v
-                        self._pending[v].append((product.row[take], signature[take], product.data[take]))
-                    self._pending_size += product.nnz
-                mixed = (r >= 0) & ~np.repeat(np.repeat(pure, tile, axis=1), tile, axis=2)[:, :height, :width]
-                unit_index, pixel = np.nonzero(mixed.reshape(len(chosen), -1))
-                if len(unit_index):
-                    row_of = chosen[unit_index] * k_ranges + r.reshape(len(chosen), -1)[unit_index, pixel]
-                    for v, ids in enumerate(flat):
-                        if not counted[v]:  # the image is left out of this variant
-                            continue
-                        signatures = ids[image][pixel]
-                        keep = signatures >= 0
-                        self._tally(v, row_of[keep], signatures[keep])
+            units = np.flatnonzero(maxima[image] >= low[:, 0])  # upsampling never exceeds the maximum
+            if len(units) == 0:
+                continue
+            parts = [  # a block of units at a time bounds the memory of wide layers
+                (chosen, *grid.assign(maps[image, chosen], low[chosen], high[chosen]))
+                for chosen in np.array_split(units, -(-len(units) // _UNITS_PER_ASSIGN))
+            ]
+            index = np.concatenate([chosen[i] for chosen, i, _, _ in parts])
+            region = np.concatenate([r for _, _, r, _ in parts])
+            k = np.concatenate([kk for _, _, _, kk in parts]).astype(np.intp)
+            if len(index) == 0:
+                continue
+            histograms = self._histograms([ids[image] for ids in flat])
+            row = index * self.n_ranges + k
+            # regions of one map never overlap: the pairs are distinct, so the CSR form is built
+            # directly (rows grouped by a stable sort, radix for small row counts)
+            order = np.argsort(row.astype(np.int16 if self._rows < 2**15 else np.int64), kind="stable")
+            indptr = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=self._rows))])
+            indicator = sp.csr_array(
+                (np.ones(len(row), np.int64), region[order], indptr), shape=(self._rows, grid.n_regions)
+            )
+            product = (indicator @ histograms).tocoo()  # columns: variant * n_signatures + signature
+            self._pending[0].append((product.row, product.col, product.data))
+            self._pending_size += product.nnz
+
+    def _histograms(self, ids: list[NDArray]) -> sp.csr_array:
+        """(regions, variants x signatures) pixel counts of one image's signature maps.
+
+        The pixels' rows are built directly in CSR form (each pixel's columns ascend with the
+        variant), the coarser regions' rows by summing their pixels' rows.
+        """
+        assert self._grid is not None
+        stacked = np.stack(ids)  # (variants, pixels)
+        used = stacked >= 0
+        columns = stacked + (np.arange(len(ids)) * self.n_signatures)[:, None]
+        indptr = np.concatenate([[0], np.cumsum(used.sum(axis=0))])
+        shape = (stacked.shape[1], self.n_variants * self.n_signatures)
+        pixels = sp.csr_array((np.ones(int(indptr[-1]), np.int64), columns.T[used.T], indptr), shape=shape)
+        return sp.vstack([*(level @ pixels for level in self._grid.pixel_sums), pixels], format="csr")
 
     def _add_above(self, maps: NDArray, maxima: NDArray, flat: list[NDArray], first_image: int) -> None:
         images, units = np.nonzero(can_be_active(maxima, self.thresholds, self.tie_cuts >= 0))
         for start in range(0, len(images), _PAIRS_PER_CHUNK):
             image_chunk, unit_chunk = images[start : start + _PAIRS_PER_CHUNK], units[start : start + _PAIRS_PER_CHUNK]
-            pair, pixel = active_pixels(
+            pair, pixel = self.active(
                 self.upsampler, maps[image_chunk, unit_chunk], self.thresholds[unit_chunk], unit_chunk,
-                image_chunk + first_image, self.tie_cuts,
+                image_chunk + first_image, self.tie_cuts, self.first_unit,
             )  # fmt: skip
             active_images, active_units = image_chunk[pair], unit_chunk[pair]
             for variant, ids in enumerate(flat):
@@ -223,7 +228,7 @@ class UnitCountAccumulator:
         for variant, pending in enumerate(self._pending):
             if pending:
                 rows, cols, vals = (np.concatenate(parts) for parts in zip(*pending))
-                shape = (self._rows, self.n_signatures)
+                shape = self._counts[variant].shape
                 self._counts[variant] = self._counts[variant] + sp.csr_array((vals, (rows, cols)), shape=shape)
         self._pending = [[] for _ in range(self.n_variants)]
         self._pending_size = 0
@@ -231,6 +236,9 @@ class UnitCountAccumulator:
     def counts(self, variant: int = 0) -> sp.csr_array:
         """The (U, S) count matrix of a variant so far."""
         self._compact()
+        if self.ranges is not None:
+            first = variant * self.n_signatures
+            return sp.csr_array(self._counts[0][:, first : first + self.n_signatures])
         return self._counts[variant]
 
     def unit_masks(self, names: Sequence[str] | None = None, variant: int = 0) -> UnitMasks:

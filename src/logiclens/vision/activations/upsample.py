@@ -84,6 +84,11 @@ class BilinearUpsampler:
         self._rows = _Axis.build(*(self.in_size[0], self.out_size[0]))
         self._cols = _Axis.build(*(self.in_size[1], self.out_size[1]))
 
+    def sources(self) -> tuple[tuple[NDArray, NDArray, NDArray, NDArray], tuple[NDArray, NDArray, NDArray, NDArray]]:
+        """Per output row, then per output column: left and right input index, the right one's weight, 1 - it."""
+        rows, cols = self._rows, self._cols
+        return (rows.left, rows.right, rows.weight, rows.rest), (cols.left, cols.right, cols.weight, cols.rest)
+
     def _check(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim != 3 or maps.shape[1:] != self.in_size:
@@ -107,14 +112,79 @@ class BilinearUpsampler:
 
     def __call__(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
         """Upsample every pixel of every map."""
+        return self.grid_values(maps, np.arange(self.out_size[0]), np.arange(self.out_size[1]))
+
+    def grid_values(
+        self, maps: NDArray[np.floating], row: NDArray[np.intp], col: NDArray[np.intp]
+    ) -> NDArray[np.float32]:
+        """Upsampled values of the output pixels at the given rows and columns: (n, rows, columns)."""
         maps = self._check(maps)
         rows, cols = self._rows, self._cols
-        top, bottom = maps[:, rows.left, :], maps[:, rows.right, :]
-        corners = (top[:, :, cols.left], top[:, :, cols.right], bottom[:, :, cols.left], bottom[:, :, cols.right])
+        top, bottom = maps[:, rows.left[row], :], maps[:, rows.right[row], :]
+        left, right = cols.left[col], cols.right[col]
+        corners = (top[:, :, left], top[:, :, right], bottom[:, :, left], bottom[:, :, right])
         return self._mix(
-            corners, rows.weight[None, :, None], rows.rest[None, :, None], cols.weight[None, None, :],
-            cols.rest[None, None, :],
+            corners, rows.weight[row][None, :, None], rows.rest[row][None, :, None], cols.weight[col][None, None, :],
+            cols.rest[col][None, None, :],
         )  # fmt: skip
+
+    def block_grid(self) -> tuple[tuple[NDArray[np.intp], NDArray[np.intp]], tuple[NDArray[np.intp], NDArray[np.intp]]]:
+        """(first pixel, length) of the blocks along the rows and along the columns."""
+        return (self._rows.block_start, self._rows.block_length), (self._cols.block_start, self._cols.block_length)
+
+    def block_cells(self, maps: NDArray[np.floating]) -> tuple[NDArray[np.float32], ...]:
+        """The four input cells mixed by each block: top left, top right, bottom left, bottom right.
+
+        Each is a float32 array (n, blocks along the rows, blocks along the columns).
+        """
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        top, bottom = maps[:, rows.left[rows.block_start], :], maps[:, rows.right[rows.block_start], :]
+        col_left, col_right = cols.left[cols.block_start], cols.right[cols.block_start]
+        return top[:, :, col_left], top[:, :, col_right], bottom[:, :, col_left], bottom[:, :, col_right]
+
+    def values_at(
+        self, maps: NDArray[np.floating], index: NDArray[np.intp], row: NDArray[np.intp], col: NDArray[np.intp]
+    ) -> NDArray[np.float32]:
+        """Upsampled values of pixels ``(row, col)`` of ``maps[index]`` (broadcast together).
+
+        The same float32 arithmetic as :meth:`__call__`, so the same values.
+        """
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        top, bottom = rows.left[row], rows.right[row]
+        left, right = cols.left[col], cols.right[col]
+        corners = (
+            maps[index, top, left],
+            maps[index, top, right],
+            maps[index, bottom, left],
+            maps[index, bottom, right],
+        )
+        return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])
+
+    def values_in_blocks(
+        self,
+        maps: NDArray[np.floating],
+        index: NDArray[np.intp],
+        block_row: NDArray[np.intp],
+        block_col: NDArray[np.intp],
+        row: NDArray[np.intp],
+        col: NDArray[np.intp],
+    ) -> NDArray[np.float32]:
+        """Like :meth:`values_at` for pixels known to lie in blocks ``(block_row, block_col)`` of ``maps[index]``.
+
+        ``index`` and the blocks are (n,) arrays; ``row`` and ``col`` broadcast against
+        ``(n, ...)``. The four cells are read once per block; the values are the same.
+        """
+        maps = self._check(maps)
+        rows, cols = self._rows, self._cols
+        top, bottom = rows.left[rows.block_start[block_row]], rows.right[rows.block_start[block_row]]
+        left, right = cols.left[cols.block_start[block_col]], cols.right[cols.block_start[block_col]]
+        extra = (slice(None),) + (None,) * (np.ndim(row) - 1)
+        corners = tuple(
+            maps[index, y, x][extra] for y, x in ((top, left), (top, right), (bottom, left), (bottom, right))
+        )
+        return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])  # type: ignore[arg-type]
 
     def _candidate_blocks(
         self, maps: NDArray[np.floating], lower: NDArray[np.float32]

@@ -19,7 +19,7 @@ each keyed by a fingerprint of its inputs so that a rerun reuses finished stages
 from logiclens.vision.dissect.control import random_init_copy
 from logiclens.vision.dissect.driver import dissect
 from logiclens.vision.dissect.masks import count_unit_masks
-from logiclens.vision.dissect.record import ActivationFile
+from logiclens.vision.dissect.recording import ActivationFile
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.thresholds import compute_thresholds
 

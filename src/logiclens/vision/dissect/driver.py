@@ -10,11 +10,13 @@ import pandas as pd
 
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.io import atomic_write_text
+from logiclens.core.parallel import connect_ray
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory, environment
 from logiclens.runs.interchange import results_jsonl
 from logiclens.vision.dissect.masks import masks_stage
-from logiclens.vision.dissect.record import check_layers, record_stage
+from logiclens.vision.dissect.record import record_stage
+from logiclens.vision.dissect.recording import check_layers
 from logiclens.vision.dissect.regions import regions_stage
 from logiclens.vision.dissect.search import search_stage
 from logiclens.vision.dissect.settings import DissectionSettings
@@ -25,18 +27,18 @@ from logiclens.vision.probes.base import ProbeDataset
 __all__ = ["check_device", "dissect"]
 
 
-def check_device(device: str) -> None:
-    """Raise ValueError, on one line, unless torch can run on ``device`` here."""
+def check_device(device: str, option: str = "--device") -> None:
+    """Raise ValueError, on one line naming ``option``, unless torch can run on ``device`` here."""
     import torch
 
     try:
         kind = torch.device(device).type
     except RuntimeError as error:
-        raise ValueError(f"--device {device}: not a device name ({error})") from None
+        raise ValueError(f"{option} {device}: not a device name ({error})") from None
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        raise ValueError(f"{option} {device}: no CUDA device is available here; use {option} cpu")
     if kind == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: no MPS device is available here; use --device cpu")
+        raise ValueError(f"{option} {device}: no MPS device is available here; use {option} cpu")
 
 
 def dissect(
@@ -71,6 +73,10 @@ def dissect(
         ``out/comparison_<layer>.csv`` (see :mod:`logiclens.vision.dissect.regions`).
     """
     check_device(settings.device)
+    if settings.count_device is not None:
+        check_device(settings.count_device, "--count-device")
+    if settings.backend == "ray":  # an unreachable cluster is an error before anything is written
+        connect_ray(settings.ray_address)
     layouts = check_layers(model, probe, settings)  # shapes and the SAE, before anything is written
     run = RunDirectory(out)
     config = {
@@ -89,7 +95,7 @@ def dissect(
     frames = []
     for layer in settings.layers:
         thresholds_key, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, verbose)
-        masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, verbose)
+        masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, settings, verbose)
         frames.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, verbose))
         if settings.units == "code-clusters":
             regions_stage(run, model, probe, layer, record_key, concepts, split, frames[-1], settings, verbose)

@@ -13,15 +13,18 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from logiclens.core.batching import batch_slices
+from logiclens.core.batching import batch_slices, even_batches
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.fingerprint import fingerprint
 from logiclens.core.io import atomic_savez, read_npz
 from logiclens.core.masks import UnitMasks
+from logiclens.core.parallel import map_batches, n_workers
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
-from logiclens.vision.activations.counting import UnitCountAccumulator
+from logiclens.vision.activations.active import active_pixels
+from logiclens.vision.activations.counting import ActivePixels, UnitCountAccumulator
 from logiclens.vision.activations.upsample import BilinearUpsampler
+from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import Split
 
 __all__ = ["count_unit_masks", "load_variants", "masks_stage", "save_variants"]
@@ -37,6 +40,8 @@ def count_unit_masks(
     batch_size: int = 64,
     verbose: int = 0,
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
+    units: range | None = None,
+    active: ActivePixels = active_pixels,
 ) -> list[UnitMasks]:
     """Upsample, threshold and count every unit's active pixels per signature.
 
@@ -54,15 +59,25 @@ def count_unit_masks(
     ranges : (low, high) arrays (units, K), optional
         Count K activation ranges per unit instead of ``> threshold``, all from the same
         upsampling; unit u's range k is row ``u * K + k``, named ``"u:k"``.
+    units : range, optional
+        Count only these consecutive units of the layer (default: all); the rows are theirs.
+    active : callable
+        Computes the active pixels (see :class:`~logiclens.vision.activations.counting.UnitCountAccumulator`).
 
     Returns
     -------
     list of UnitMasks, one per variant
     """
-    n_images, n_units, h, w = activations.shape
+    n_images, n_layer_units, h, w = activations.shape
+    units = range(n_layer_units) if units is None else units
+    block = slice(units.start, units.stop)
     variants = variants or [np.arange(n_images)]
     upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
-    accumulator = UnitCountAccumulator(thresholds, n_signatures, upsampler, len(variants), tie_cuts, ranges)
+    accumulator = UnitCountAccumulator(
+        np.asarray(thresholds)[block], n_signatures, upsampler, len(variants),
+        None if tie_cuts is None else np.asarray(tie_cuts)[block],
+        None if ranges is None else (ranges[0][block], ranges[1][block]), units.start, active,
+    )  # fmt: skip
     batches = batch_slices(n_images, batch_size)
     for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
         own = np.asarray(signatures[part])
@@ -79,14 +94,45 @@ def count_unit_masks(
                 read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
                 ids[np.flatnonzero(used)[order]] = read
             maps_per_variant.append(ids)
-        accumulator.add(np.asarray(activations[part], dtype=np.float32), maps_per_variant, part.start)
-    names = range_names(n_units, ranges[0].shape[1]) if ranges is not None else [str(u) for u in range(n_units)]
+        accumulator.add(np.asarray(activations[part, block], dtype=np.float32), maps_per_variant, part.start)
+    names = [str(u) for u in units] if ranges is None else range_names(units, ranges[0].shape[1])
     return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
 
 
-def range_names(n_units: int, k: int) -> list[str]:
+class _CountBlock:
+    """Picklable job: a block of a layer's units counted from the run's record files (each worker reads them)."""
+
+    def __init__(
+        self,
+        activations: Path,
+        signatures: Path,
+        thresholds: np.ndarray,
+        tie_cuts: np.ndarray,
+        ranges: tuple[np.ndarray, np.ndarray] | None,
+        n_signatures: int,
+        variants: list[np.ndarray],
+        count_device: str | None,
+    ) -> None:
+        self.activations, self.signatures = activations, signatures
+        self.thresholds, self.tie_cuts, self.ranges = thresholds, tie_cuts, ranges
+        self.n_signatures, self.variants, self.count_device = n_signatures, variants, count_device
+
+    def __call__(self, units: range, verbose: int = 0) -> list[UnitMasks]:
+        active: ActivePixels = active_pixels
+        if self.count_device is not None:
+            from logiclens.vision.activations.torch_counting import TorchActivePixels
+
+            active = TorchActivePixels(self.count_device)
+        return count_unit_masks(
+            np.load(self.activations, mmap_mode="r"), np.load(self.signatures, mmap_mode="r"), self.thresholds,
+            self.n_signatures, self.variants, self.tie_cuts, verbose=verbose, ranges=self.ranges, units=units,
+            active=active,
+        )  # fmt: skip
+
+
+def range_names(units: range, k: int) -> list[str]:
     """``"u:k"``: the names of the rows of ranged unit masks."""
-    return [f"{u}:{r}" for u in range(n_units) for r in range(k)]
+    return [f"{u}:{r}" for u in units for r in range(k)]
 
 
 def save_variants(path: Path, masks: list[UnitMasks], n_ranges: int = 1) -> None:
@@ -106,7 +152,7 @@ def load_variants(path: Path) -> list[UnitMasks]:
     stacked = sp.csr_array((data["data"], data["indices"], data["indptr"]), shape=(n_rows, n_signatures))
     per = n_rows // n_variants
     n_ranges = int(data["n_ranges"]) if "n_ranges" in data else 1
-    names = range_names(per // n_ranges, n_ranges) if n_ranges > 1 else [str(u) for u in range(per)]
+    names = range_names(range(per // n_ranges), n_ranges) if n_ranges > 1 else [str(u) for u in range(per)]
     return [UnitMasks(stacked[v * per : (v + 1) * per], names) for v in range(n_variants)]
 
 
@@ -118,8 +164,15 @@ def masks_stage(
     cuts: np.ndarray,
     concepts: ConceptSet,
     split: Split,
+    settings: DissectionSettings,
     verbose: int,
 ) -> tuple[str, list[UnitMasks]]:
+    """Every unit's masks of ``layer`` in count form, for every variant; writes ``units_<layer>.npz``.
+
+    With several workers (the explainer's ``n_jobs``, or a Ray cluster) the units are counted
+    in blocks, one job per block, each reading the record files itself; the counts are
+    exact, so the file is the same however the units were cut.
+    """
     key = fingerprint(
         "masks", thresholds_key, run.output_digest(f"thresholds:{layer}", layout.thresholds_file(layer)),
         run.output_digest("record", layout.SIGNATURES), split.key, run.output_digest("split", layout.SPLIT),
@@ -127,14 +180,23 @@ def masks_stage(
     path = run / layout.units_file(layer)
     if run.is_done(f"masks:{layer}", key):
         return key, load_variants(path)
-    activations = np.load(run / layout.record_file(layer), mmap_mode="r")
-    signatures = np.load(run / layout.SIGNATURES, mmap_mode="r")
     stored = read_npz(run / layout.thresholds_file(layer))
     ranges = (stored["range_low"], stored["range_high"]) if "range_low" in stored else None
-    masks = count_unit_masks(
-        activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, verbose=verbose,
-        ranges=ranges,
+    job = _CountBlock(
+        run / layout.record_file(layer), run / layout.SIGNATURES, thresholds, cuts, ranges, concepts.n_signatures,
+        split.variants, settings.count_device,
     )  # fmt: skip
+    n_units = len(thresholds)
+    workers = n_workers(settings.backend, settings.explainer.n_jobs, settings.ray_address)
+    if workers == 1:
+        masks = job(range(n_units), verbose)
+    else:
+        blocks = [range(b.start, b.stop) for b in even_batches(n_units, 2 * workers)]
+        gpus = 1.0 if (settings.count_device or "").startswith("cuda") else 0.0
+        quiet = None if verbose else True
+        parts = list(tqdm(map_batches(job, blocks, settings.backend, workers, settings.ray_address, gpus),
+                          total=len(blocks), desc=f"unit masks of {layer}", unit="block", disable=quiet))  # fmt: skip
+        masks = [UnitMasks.stack([part[v] for part in parts]) for v in range(len(parts[0]))]
     save_variants(path, masks, 1 if ranges is None else ranges[0].shape[1])
     run.finish(f"masks:{layer}", key, [layout.units_file(layer)], variants=len(masks))
     return key, masks

@@ -22,7 +22,7 @@ import pandas as pd
 from logiclens.core.concepts import ConceptSet
 from logiclens.core.fingerprint import fingerprint
 from logiclens.core.io import atomic_write_text
-from logiclens.explain.base import clone, result_params
+from logiclens.explain.base import result_params
 from logiclens.polytope.codes import PolytopeCodes
 from logiclens.polytope.position_units import position_families, size_matched_comparison
 from logiclens.runs import layout
@@ -114,7 +114,7 @@ def regions_stage(
     del maps
     timings["masks"] = time.perf_counter() - start
     start = time.perf_counter()
-    explainer = clone(settings.explainer).set_params(verbose=verbose)
+    explainer = settings.run_explainer(verbose)
     explainer.fit_variants(variants_of(concepts, variants, split, signatures))
     timings["search"] = time.perf_counter() - start
     frame = explainer.explanations_.copy()

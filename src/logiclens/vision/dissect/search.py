@@ -9,7 +9,7 @@ from logiclens.core.concepts import ConceptSet
 from logiclens.core.fingerprint import fingerprint
 from logiclens.core.io import atomic_write_text, read_npz
 from logiclens.core.masks import UnitMasks
-from logiclens.explain.base import clone, result_params
+from logiclens.explain.base import result_params
 from logiclens.explain.validation import Variants
 from logiclens.runs import layout
 from logiclens.runs.by_length import by_length_csv
@@ -62,7 +62,7 @@ def search_stage(
     if run.is_done(f"search:{layer}", key):
         return pd.read_csv(path, dtype={"unit": str})
     signatures = np.load(run / layout.SIGNATURES, mmap_mode="r")
-    explainer = clone(settings.explainer).set_params(verbose=verbose)
+    explainer = settings.run_explainer(verbose)
     explainer.fit_variants(variants_of(concepts, masks, split, signatures))
     frame = explainer.explanations_.copy()
     frame.insert(0, "layer", layer)

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from logiclens.core.parallel import check_backend
+from logiclens.explain.base import clone
 from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.polytope.position_units import RegionUnitSettings
 
@@ -14,6 +16,7 @@ __all__ = ["HOLDOUT_BY", "THRESHOLD_MODES", "DissectionSettings"]
 THRESHOLD_MODES = ("layer", "upsampled", "fixed")
 HOLDOUT_BY = ("image", "group")
 UNIT_KINDS = ("neurons", "code-clusters")
+AUTOCAST_DTYPES = (None, "float16", "bfloat16")
 
 
 def _default_explainer() -> CompositionalExplainer:
@@ -76,6 +79,23 @@ class DissectionSettings:
     ranges : int
         K activation ranges per unit (Clustered Compositional Explanations; see
         :mod:`logiclens.vision.activations.ranges`); 1 (default) is the top quantile.
+    backend : {"local", "ray"}
+        Where the stages run (:mod:`logiclens.core.parallel`): ``"local"`` (the explainer's
+        ``n_jobs`` processes) or a Ray cluster, where the record stage runs in shards of
+        ``shard_images`` images and the masks stage and the search in blocks of units. The
+        explainer's own ``backend`` is replaced by this one. Results are the same.
+    ray_address : str, optional
+        The Ray cluster (default ``RAY_ADDRESS``, else a Ray instance on this machine).
+    shard_images : int
+        Images per record shard with ``backend="ray"`` (rounded up to whole batches); a
+        killed job keeps its finished shards.
+    autocast : {"float16", "bfloat16"}, optional
+        Run the forward pass under ``torch.autocast`` in that precision (on ``device``):
+        faster on GPUs, and activations change slightly, so thresholds and IoUs may too.
+    count_device : str, optional
+        Run the masks stage's upsample-threshold-count in torch on this device (``"cuda"``,
+        ``"cpu"``) instead of NumPy (:mod:`logiclens.vision.activations.torch_counting`);
+        the counts are the same.
     """
 
     layers: list[str]
@@ -94,6 +114,11 @@ class DissectionSettings:
     channels_last: bool = False
     sae: str | None = None
     ranges: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
+    shard_images: int = 512
+    autocast: str | None = None
+    count_device: str | None = None
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -114,6 +139,13 @@ class DissectionSettings:
             raise ValueError(f"extra_tokens must be >= 0, got {self.extra_tokens}")
         if self.ranges < 1:
             raise ValueError(f"ranges must be >= 1, got {self.ranges}")
+        check_backend(self.backend, self.ray_address)
+        if self.shard_images < 1:
+            raise ValueError(f"shard_images must be >= 1, got {self.shard_images}")
+        if self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be one of {AUTOCAST_DTYPES}, got {self.autocast!r}")
+        if self.count_device is not None and self.ranges != 1:
+            raise ValueError("count_device counts the top quantile; activation ranges are counted in NumPy")
         self.explainer.check_params()  # search and validation parameters, checked before anything is written
         if self.units not in UNIT_KINDS:
             raise ValueError(f"units must be one of {UNIT_KINDS}, got {self.units!r}")
@@ -135,8 +167,15 @@ class DissectionSettings:
             **({"units": self.units, "regions": self.regions.to_config()} if self.units != "neurons" else {}),
             **self.layout_config(),
             **({"ranges": self.ranges} if self.ranges != 1 else {}),
+            **({"backend": self.backend, "shard_images": self.shard_images} if self.backend != "local" else {}),
+            **({"autocast": self.autocast} if self.autocast is not None else {}),
+            **({"count_device": self.count_device} if self.count_device is not None else {}),
             "explainer": {"class": type(self.explainer).__name__, **self.explainer.get_params(deep=False)},
         }
+
+    def run_explainer(self, verbose: int) -> CompositionalExplainer:
+        """A fresh copy of the explainer that runs where this run does (``backend``), as verbose as asked."""
+        return clone(self.explainer).set_params(verbose=verbose, backend=self.backend, ray_address=self.ray_address)
 
     def layout_config(self) -> dict[str, Any]:
         """The options that change what the record stage stores (empty at their defaults, so old keys hold)."""

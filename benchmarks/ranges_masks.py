@@ -1,0 +1,107 @@
+"""The ranged mask stage against the single-range one, side by side, on the default dissection.
+
+EfficientNet-Lite0's ``conv_head`` on the default probe (20 % held out, 20-permutation null:
+22 variants) is recorded once (reused from ``--out`` when it is already there); thresholds
+are computed with ``ranges=1`` and ``ranges=K``; then the mask stage
+(:func:`~logiclens.vision.dissect.masks.count_unit_masks`) runs with each, alternating,
+``--repeats`` times in one process. Also reported: how the ranged counting split the work
+(blocks, tiles and quads decided as a whole, pixels evaluated one by one), on ``--sample``
+images.
+
+Usage::
+
+    python benchmarks/ranges_masks.py --images 200 --ranges 5 [--out /tmp/bench_ranges_masks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--ranges", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default="/tmp/bench_ranges_masks")
+    parser.add_argument("--sample", type=int, default=20, help="images on which the work split is counted")
+    args = parser.parse_args(argv)
+
+    from logiclens.core.concepts import ConceptSet
+    from logiclens.core.io import read_npz
+    from logiclens.explain.compositional import CompositionalExplainer
+    from logiclens.runs import layout
+    from logiclens.runs.directory import RunDirectory
+    from logiclens.vision.activations.regions import RegionGrid
+    from logiclens.vision.activations.upsample import BilinearUpsampler
+    from logiclens.vision.dissect.masks import count_unit_masks
+    from logiclens.vision.dissect.record import record_stage
+    from logiclens.vision.dissect.settings import DissectionSettings
+    from logiclens.vision.dissect.split import split_stage
+    from logiclens.vision.dissect.thresholds import thresholds_stage
+    from logiclens.vision.models import load_model
+    from logiclens.vision.probes.registry import open_probe
+
+    model = load_model("efficientnet-lite0")
+    probe = open_probe("default", n_images=args.images, seed=0, image_size=model.input_size[0])
+    out, layer = Path(args.out), "conv_head"
+    explainer = CompositionalExplainer(holdout=0.2, n_null=20, verbose=0)
+    report: dict = {"images": len(probe), "layer": layer, "load_start": os.getloadavg()}
+    base = RunDirectory(out / "k1")
+    record_key = record_stage(base, model, probe, DissectionSettings(layers=[layer], explainer=explainer), 0)
+    if not (out / f"k{args.ranges}").exists():
+        shutil.copytree(out / "k1", out / f"k{args.ranges}")
+    inputs = {}
+    for k in (1, args.ranges):
+        settings = DissectionSettings(layers=[layer], explainer=explainer, ranges=k)
+        run = RunDirectory(out / f"k{k}")
+        split = split_stage(run, record_key, probe, settings)
+        _, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, 0)
+        stored = read_npz(run / layout.thresholds_file(layer))
+        ranges = (stored["range_low"], stored["range_high"]) if "range_low" in stored else None
+        inputs[k] = (thresholds, cuts, ranges)
+    concepts = ConceptSet.load(base / layout.CONCEPTS)
+    activations = np.load(base / layout.record_file(layer), mmap_mode="r")
+    signatures = np.load(base / layout.SIGNATURES, mmap_mode="r")
+    times: dict[int, list[float]] = {1: [], args.ranges: []}
+    cpu: dict[int, list[float]] = {1: [], args.ranges: []}
+    for _ in range(args.repeats):
+        for k in (1, args.ranges):
+            thresholds, cuts, ranges = inputs[k]
+            start, start_cpu = time.perf_counter(), time.process_time()
+            count_unit_masks(
+                activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, ranges=ranges
+            )
+            times[k].append(time.perf_counter() - start)
+            cpu[k].append(time.process_time() - start_cpu)
+    report["variants"] = len(split.variants)
+    report["masks_s"] = {f"ranges_{k}": v for k, v in times.items()}
+    report["masks_cpu_s"] = {f"ranges_{k}": v for k, v in cpu.items()}
+    report["ratio_best"] = min(times[args.ranges]) / min(times[1])
+    report["ratio_best_cpu"] = min(cpu[args.ranges]) / min(cpu[1])
+    # how the ranged counting split the work, on the first images
+    _, _, (low, high) = inputs[args.ranges]
+    grid = RegionGrid(BilinearUpsampler(activations.shape[2:], signatures.shape[1:]))
+    sample = min(args.sample, len(activations))
+    for image in range(sample):
+        grid.assign(np.asarray(activations[image], np.float32), low.astype(np.float32), high.astype(np.float32))
+    pixels = sample * activations.shape[1] * signatures.shape[1] * signatures.shape[2]
+    report["work_sample_images"] = sample
+    report["work"] = dict(grid.work)
+    report["pixels_evaluated_one_by_one_fraction"] = grid.work["pixels"] / pixels
+    report["load_end"] = os.getloadavg()
+    json.dump(report, sys.stdout, indent=2, default=float)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
