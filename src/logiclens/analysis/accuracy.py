@@ -73,12 +73,14 @@ def correlations(
     layer: LayerData,
     accuracy: NDArray[np.float64],
     source: str = "model",
+    heldout_by_length: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Pearson r (with p and n) between IoU and accuracy when active, per maximum formula length.
 
     Search IoU at every maximum length comes from ``best_by_length`` (the best formula of
-    length at most l); held-out IoU exists for each unit's reported formula only, so it gives
-    one row, at the run's maximum length.
+    length at most l). Held-out IoU at every maximum length comes from ``heldout_by_length``
+    (:func:`logiclens.analysis.heldout.heldout_by_length`, in unit order); without it, from
+    the reported formulas' ``heldout_iou``: one row, at the run's maximum length.
 
     Returns
     -------
@@ -91,18 +93,25 @@ def correlations(
         table.insert(0, "iou_kind", "search")
         frames.append(table)
     else:
-        r, p, n = iou_accuracy_correlation(layer.results["iou"].to_numpy(float), accuracy)
-        length = int(layer.results["length"].max()) if layer.results["length"].notna().any() else 0
-        frames.append(pd.DataFrame([{"iou_kind": "search", "max_length": length, "mean_iou":
-                                     float(np.nanmean(layer.results["iou"].to_numpy(float))), "r": r, "p": p,
-                                     "n_units": n}]))  # fmt: skip
-    if "heldout_iou" in layer.results and layer.results["heldout_iou"].notna().any():
-        heldout = layer.results["heldout_iou"].to_numpy(float)
-        r, p, n = iou_accuracy_correlation(heldout, accuracy)
+        frames.append(_row(layer.results["iou"].to_numpy(float), accuracy, _run_length(layer), "search"))
+    if heldout_by_length is not None:
+        for length, part in heldout_by_length.groupby("max_length", sort=True):
+            frames.append(_row(part["heldout_iou"].to_numpy(float), accuracy, int(length), "heldout"))
+    elif "heldout_iou" in layer.results and layer.results["heldout_iou"].notna().any():
         length = int(frames[0]["max_length"].max())
-        frames.append(pd.DataFrame([{"iou_kind": "heldout", "max_length": length, "mean_iou":
-                                     float(np.nanmean(heldout)), "r": r, "p": p, "n_units": n}]))  # fmt: skip
+        frames.append(_row(layer.results["heldout_iou"].to_numpy(float), accuracy, length, "heldout"))
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "source", source)
     table.insert(0, "layer", layer.name)
     return table
+
+
+def _run_length(layer: LayerData) -> int:
+    lengths = layer.results["length"]
+    return int(lengths.max()) if lengths.notna().any() else 0
+
+
+def _row(iou: NDArray[np.float64], accuracy: NDArray[np.float64], length: int, kind: str) -> pd.DataFrame:
+    r, p, n = iou_accuracy_correlation(iou, accuracy)
+    mean = float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+    return pd.DataFrame([{"iou_kind": kind, "max_length": length, "mean_iou": mean, "r": r, "p": p, "n_units": n}])

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from logiclens.analysis.errors import AnalysisError
 
-__all__ = ["LinearHead", "contribution_table", "find_linear_head", "gradient_contributions"]
+__all__ = ["LinearHead", "contribution_table", "find_linear_head", "gradient_contributions", "unit_class_table"]
 
 _MONOTONE = ("ReLU", "ReLU6", "LeakyReLU", "Hardtanh", "Sigmoid", "Tanh", "ELU", "Softplus", "CELU", "SELU",
              "Identity", "Dropout", "Dropout2d", "Flatten")  # fmt: skip
@@ -242,3 +242,42 @@ def contribution_table(
                     "heldout_iou": float(heldout[unit]),
                 })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def unit_class_table(
+    matrix: NDArray[np.float64],
+    layer: str,
+    method: str,
+    results: pd.DataFrame,
+    classes: NDArray[np.intp],
+    class_names: list[str] | None,
+    top: int = 5,
+) -> pd.DataFrame:
+    """Per unit, the ``top`` classes it contributes to most positively and most negatively (Figure 6's view).
+
+    ``matrix`` is (classes, units) with rows for ``classes``; a class enters the positive
+    list only with a positive contribution, the negative list only with a negative one.
+
+    Returns
+    -------
+    DataFrame
+        ``layer, unit, formula, iou, heldout_iou, sign (positive|negative), rank, class,
+        class_name, weight, method``: one row per (unit, class) kept, units in order.
+    """
+    rows = []
+    heldout = results["heldout_iou"].to_numpy(float) if "heldout_iou" in results else np.full(len(results), np.nan)
+    for unit in range(matrix.shape[1]):
+        values = matrix[:, unit]
+        order = np.argsort(-values, kind="stable")
+        for sign, picks in (("positive", order[:top]), ("negative", order[::-1][:top])):
+            for rank, i in enumerate(p for p in picks if (values[p] > 0) == (sign == "positive") and values[p] != 0):
+                c = int(classes[i])
+                rows.append({
+                    "layer": layer, "unit": int(unit), "formula": str(results["formula"].iloc[unit]),
+                    "iou": float(results["iou"].iloc[unit]), "heldout_iou": float(heldout[unit]), "sign": sign,
+                    "rank": rank, "class": c, "class_name": class_names[c] if class_names else str(c),
+                    "weight": float(values[i]), "method": method,
+                })  # fmt: skip
+    columns = ["layer", "unit", "formula", "iou", "heldout_iou", "sign", "rank", "class", "class_name", "weight",
+               "method"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)

@@ -9,11 +9,21 @@ from typing import Any
 
 from logiclens.cli.options import count
 
-__all__ = ["add_analysis_options", "register", "run", "settings_from_args"]
+__all__ = [
+    "add_analysis_options",
+    "add_analyze_after_options",
+    "analyze_after",
+    "register",
+    "run",
+    "settings_from_args",
+]
+
+#: prefix of the analysis options of the commands that analyse after they finish (``--analyze-units``, ...)
+AFTER_PREFIX = "analyze-"
 
 
 def add_analysis_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
-    """The analysis options, shared by ``analyze`` and ``dissect --analyze``."""
+    """The analysis options, shared by ``analyze``, ``dissect --analyze`` and ``text explain --analyze``."""
     group = parser.add_argument_group("analysis")
     group.add_argument(f"--{prefix}parts", default="accuracy,contributions,copy_paste",
                        help="comma-separated: accuracy, contributions, copy_paste (default all)")  # fmt: skip
@@ -28,8 +38,38 @@ def add_analysis_options(parser: argparse.ArgumentParser, prefix: str = "") -> N
                        help="pasted sizes, fractions of the image side (default 0.35,0.55)")  # fmt: skip
     group.add_argument(f"--{prefix}positions", type=count, default=2, metavar="N",
                        help="seeded positions per size (default 2)")  # fmt: skip
+    group.add_argument(f"--{prefix}top-classes", type=count, default=5, metavar="N",
+                       help="classes per unit and sign in analysis/unit_classes.csv (default 5)")  # fmt: skip
     group.add_argument(f"--{prefix}analysis-layer", help="layer of the contributions and edits (default: the last "
                        "layer with a linear path to the classifier)")  # fmt: skip
+
+
+def add_analyze_after_options(parser: argparse.ArgumentParser) -> None:
+    """``--analyze`` and the analysis options prefixed ``--analyze-``: for ``dissect`` and ``text explain``."""
+    parser.add_argument("--analyze", action="store_true", help="then run `logiclens analyze OUT` (OUT/analysis)")
+    add_analysis_options(parser, AFTER_PREFIX)
+
+
+def analyze_after(args: argparse.Namespace, out: str | Path, model: Any = None, probe: Any = None) -> int:
+    """Run ``logiclens analyze OUT`` after a finished run when ``--analyze`` was given.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 after printing the analysis error (the run and its report are kept).
+    """
+    if not args.analyze:
+        return 0
+    from logiclens.analysis import AnalysisError, analyze
+
+    verbose = 0 if args.quiet else 1
+    try:
+        options = settings_from_args(args, AFTER_PREFIX)
+        print_summary(analyze(out, options, model=model, probe=probe, verbose=verbose))
+    except AnalysisError as error:  # the run itself succeeded: keep it and its report
+        print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def settings_from_args(args: argparse.Namespace, prefix: str = "") -> Any:
@@ -52,7 +92,9 @@ def settings_from_args(args: argparse.Namespace, prefix: str = "") -> Any:
         n_positions=get("positions"), seed=getattr(args, "seed", 0) or 0,
     )  # fmt: skip
     parts = tuple(p.strip() for p in get("parts").split(",") if p.strip())
-    return AnalysisSettings(parts=parts, layer=get("analysis_layer"), copy_paste=copy_paste)
+    return AnalysisSettings(
+        parts=parts, layer=get("analysis_layer"), copy_paste=copy_paste, top_classes=get("top_classes")
+    )
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -99,7 +141,9 @@ def print_summary(result: Any) -> None:
     """The correlations and the copy-paste effects, briefly."""
     summary = result.summary
     if result.correlations is not None:
-        print(f"accuracy when active: {summary['n_labelled']} of {summary['n_images']} images labelled")
+        print(f"accuracy when active: {summary['n_labelled']} of {summary['n_images']} inputs labelled")
+        for note in summary.get("notes", []):
+            print(f"note: {note}")
         print(result.correlations.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     effects = summary.get("copy_paste", {}).get("overall", {})
     if effects:

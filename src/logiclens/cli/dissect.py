@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from logiclens.cli.analyze import add_analysis_options
+from logiclens.cli.analyze import add_analyze_after_options, analyze_after
 from logiclens.cli.options import (
     add_region_options,
     add_search_options,
@@ -83,8 +83,7 @@ def register(commands: Any) -> None:
         help="also dissect a randomly initialised copy, into OUT/random_init",
     )
     dissect.add_argument("--no-report", action="store_true", help="do not write the HTML report (OUT/report)")
-    dissect.add_argument("--analyze", action="store_true", help="then run `logiclens analyze OUT` (OUT/analysis)")
-    add_analysis_options(dissect, "analyze-")
+    add_analyze_after_options(dissect)
     dissect.add_argument("--batch-size", type=positive, default=32)
     dissect.add_argument("--device", default="cpu", help="cpu or cuda")
     dissect.add_argument("--autocast", choices=("float16", "bfloat16"),
@@ -174,17 +173,7 @@ def run(args: argparse.Namespace) -> int:
         with wide_tables():
             print("randomly initialised copy:")
             print(summarize(control).to_string(float_format=lambda x: f"{x:.4f}"))
-    status = 0
-    if args.analyze:
-        from logiclens.analysis import AnalysisError, analyze
-        from logiclens.cli.analyze import print_summary, settings_from_args
-
-        try:
-            options = settings_from_args(args, "analyze-")
-            print_summary(analyze(args.out, options, model=model, probe=probe, verbose=verbose))
-        except AnalysisError as error:  # the dissection itself succeeded: keep it and its report
-            print(f"logiclens: error: analysis not written: {error}", file=sys.stderr)
-            status = 2
+    status = analyze_after(args, args.out, model=model, probe=probe)
     if not args.no_report:
         write_report(args.out, probe, args.n_jobs, verbose)
     print(f"results: {Path(args.out) / 'results.csv'}", file=sys.stderr)

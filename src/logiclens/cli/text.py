@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from logiclens.cli.analyze import add_analyze_after_options, analyze_after
 from logiclens.cli.options import (
     add_region_options,
     add_search_options,
@@ -123,6 +124,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     output.add_argument("--top-examples", type=count, default=6, metavar="N",
                         help="top-activating examples per unit card (default 6)")  # fmt: skip
     output.add_argument("--show", type=count, default=20, help="best units to print (default 20)")
+    add_analyze_after_options(explain)
     add_validation_options(explain, "examples (pairs by premise, sentences)", holdout=0.2, null=0)
     explain.add_argument("--seed", type=int, default=0, help="seed of the held-out split and the null (default 0)")
     add_search_options(explain)
@@ -157,8 +159,12 @@ def _cmd_train_nli(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from logiclens.cli.options import CommandError
     from logiclens.runs.summary import summarize
     from logiclens.text.pipeline import TextConceptSettings, TextSettings, explain_text
+
+    if args.analyze and args.out is None:
+        raise CommandError("--analyze needs --out: the analysis is written into the run directory")
 
     concepts = TextConceptSettings(
         tokenizer=args.tokenizer, vocab_size=args.vocab_size, lemmatize=args.lemmatize, tags=not args.no_tags,
@@ -201,11 +207,13 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         print(f"size-matched comparison of {result.layer}'s unit families:")
         with wide_tables():
             print(result.comparison.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    status = 0
     if args.out is not None:
         print(f"wrote {args.out / 'results.csv'}", file=sys.stderr)
+        status = analyze_after(args, args.out)
         if not args.no_report:
             from logiclens.report.build import build_report
 
             report = build_report(args.out, top_examples=args.top_examples, verbose=0 if args.quiet else 1)
             print(f"report: {report / 'index.html'}", file=sys.stderr)
-    return 0
+    return status

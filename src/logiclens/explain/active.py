@@ -103,6 +103,8 @@ class ActiveUnitsExplainer(BaseEstimator):
         ``skipped``, their ``n_active`` and no formula.
     best_by_length_ : pandas.DataFrame
         Per unit and formula length (NaN rows for skipped units).
+    formulas_by_length_ : pandas.DataFrame
+        The formulas of those values, as text (None for skipped units).
     top_formulas_ : pandas.DataFrame
         The explainer's top formulas of the searched units.
     formulas_ : list of Formula or None
@@ -166,6 +168,7 @@ class ActiveUnitsExplainer(BaseEstimator):
         self.skipped_ = [names[i] for i in np.flatnonzero(n_active < self.min_active_)]
         lengths = pd.RangeIndex(1, explainer.beam_settings().max_length + 1, name="length")
         by_length = pd.DataFrame(np.nan, index=pd.Index(names, name="unit"), columns=lengths)
+        formulas_by_length = pd.DataFrame(None, index=by_length.index, columns=lengths, dtype=object)
         formulas: list[Formula | None] = [None] * len(names)
         columns = list(RESULT_COLUMNS)
         rows = [
@@ -181,6 +184,7 @@ class ActiveUnitsExplainer(BaseEstimator):
             for i, record in zip(keep, fitted.explanations_.to_dict("records")):
                 rows[i] = record
             by_length.iloc[keep] = fitted.best_by_length_.to_numpy()
+            formulas_by_length.iloc[keep] = fitted.formulas_by_length_.to_numpy()
             for i, formula in zip(keep, fitted.formulas_):
                 formulas[i] = formula
             self.top_formulas_ = fitted.top_formulas_
@@ -188,6 +192,7 @@ class ActiveUnitsExplainer(BaseEstimator):
         frame = pd.DataFrame(rows, columns=columns)
         self.explanations_ = _restore_dtypes(frame)
         self.best_by_length_ = by_length
+        self.formulas_by_length_ = formulas_by_length
         self.formulas_ = formulas
         return self
 

@@ -130,6 +130,8 @@ class CompositionalExplainer(BaseEstimator):
     best_by_length_ : pandas.DataFrame
         Per unit (rows) and exact formula length (columns 1..max_length), the best metric
         value among the formulas the search scored.
+    formulas_by_length_ : pandas.DataFrame
+        The same shape: the formula of that value, as text (None where none was scored).
     formulas_ : list of Formula or None
         The best formula of each unit, as objects.
     n_units_ : int
@@ -478,6 +480,12 @@ class CompositionalExplainer(BaseEstimator):
             index=pd.Index(masks.names, name="unit"),
             columns=pd.RangeIndex(1, settings.max_length + 1, name="length"),
         )
+        self.formulas_by_length_ = pd.DataFrame(
+            [_formula_texts(r.per_length, settings.max_length) for r in results],
+            index=self.best_by_length_.index,
+            columns=self.best_by_length_.columns,
+            dtype=object,
+        )
         self.formulas_: list[Formula | None] = [r.best.formula if r.best else None for r in results]
         self.results_ = results
         self.n_units_ = len(results)
@@ -509,6 +517,12 @@ class AtomicExplainer(CompositionalExplainer):
     def beam_settings(self) -> BeamSettings:
         """The search's settings: one leaf, a beam as wide as ``top_k``."""
         return replace(super().beam_settings(), max_length=1, beam_size=max(1, self.top_k))
+
+
+def _formula_texts(per_length: Sequence[Any], max_length: int) -> list[str | None]:
+    """The per-length formulas of a unit as text, padded with None to ``max_length``."""
+    texts = [None if c is None else str(c.formula) for c in per_length[:max_length]]
+    return texts + [None] * (max_length - len(texts))
 
 
 def _formula_counts(

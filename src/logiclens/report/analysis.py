@@ -1,7 +1,7 @@
 """The report's analysis section: what ``logiclens analyze`` wrote under ``RUN/analysis/``.
 
 Figure 7-style plots (accuracy when active against IoU at the longest formulas; Pearson r
-against the maximum formula length), per-class contributions with the units' formulas, the
+against the maximum formula length, for search and held-out IoU), per-class contributions with the units' formulas, the
 copy-paste effects against their controls (with a plain statement where targeted edits did
 not beat them), and a gallery of the strongest edits. Reads files only; every label reaches
 the page through the template's autoescaping.
@@ -23,6 +23,8 @@ __all__ = ["analysis_record"]
 
 #: classes and units per class shown in the contributions table
 _CLASSES, _UNITS = 12, 5
+#: units (those with the largest contributions) and classes per unit and sign shown in the units' classes table
+_UNIT_ROWS, _UNIT_CLASSES = 20, 3
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -43,9 +45,12 @@ def _plots(accuracy: pd.DataFrame, correlations: pd.DataFrame, folder: Path) -> 
         left.scatter(rows.loc[keep, "iou"], rows.loc[keep, "accuracy_when_active"], s=6, alpha=0.5, color="#0072B2")
         left.set_xlabel("IoU (search, longest formulas)")
         left.set_ylabel("accuracy when active")
-        curve = correlations[(correlations["layer"] == layer) & (correlations["iou_kind"] == "search")]
-        for source, part in curve.groupby("source", sort=False):
-            right.plot(part["max_length"], part["r"], marker="o", label=str(source))
+        curve = correlations[correlations["layer"] == layer]
+        for (source, kind), part in curve.groupby(["source", "iou_kind"], sort=False):
+            style = "-" if kind == "search" else "--"
+            name = "held-out" if kind == "heldout" else str(kind)
+            right.plot(part["max_length"], part["r"], style, marker="o", label=f"{source}, {name} IoU")
+        right.set_xticks(sorted(int(x) for x in curve["max_length"].unique()))
         right.axhline(0, color="#999999", linewidth=0.8)
         right.set_xlabel("maximum formula length")
         right.set_ylabel("Pearson r")
@@ -55,6 +60,25 @@ def _plots(accuracy: pd.DataFrame, correlations: pd.DataFrame, folder: Path) -> 
         figure.savefig(folder / name, format="png", dpi=110)
         paths[str(layer)] = name
     return paths
+
+
+def _unit_classes(path: Path) -> list[dict[str, Any]]:
+    """Per unit (the largest contributions first): its formula, IoU, and top positive and negative classes."""
+    table = pd.read_csv(path, dtype={"formula": str, "class_name": str}, keep_default_na=False,
+                        na_values={"weight": [""], "iou": [""], "heldout_iou": [""]})  # fmt: skip
+    if not len(table):
+        return []
+    strength = table.assign(size=table["weight"].abs()).groupby("unit", sort=False)["size"].max()
+    rows, columns = [], ["class", "class_name", "weight"]
+    for unit in strength.sort_values(ascending=False, kind="stable").index[:_UNIT_ROWS]:
+        part = table[table["unit"] == unit]
+        rows.append({
+            "unit": int(unit), "formula": str(part["formula"].iloc[0]), "iou": float(part["iou"].iloc[0]),
+            "heldout_iou": float(part["heldout_iou"].iloc[0]),
+            "positive": _records(part[part["sign"] == "positive"].head(_UNIT_CLASSES)[columns]),
+            "negative": _records(part[part["sign"] == "negative"].head(_UNIT_CLASSES)[columns]),
+        })  # fmt: skip
+    return rows
 
 
 def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
@@ -78,6 +102,7 @@ def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
         "correlations": summary.get("correlations", []),
         "plots": {},
         "contributions": [],
+        "unit_classes": [],
         "copy_paste": [],
         "gallery": [],
         "overall": None,
@@ -103,6 +128,8 @@ def analysis_record(run: Path, folder: Path) -> dict[str, Any] | None:
                 "positive": _records(rows[rows["sign"] == "positive"].head(_UNITS)),
                 "negative": _records(rows[rows["sign"] == "negative"].head(_UNITS)),
             })  # fmt: skip
+    if (run / layout.UNIT_CLASSES).is_file():
+        record["unit_classes"] = _unit_classes(run / layout.UNIT_CLASSES)
     copy_paste = summary.get("copy_paste")
     if copy_paste and (run / layout.COPY_PASTE).is_file():
         edits = pd.read_csv(run / layout.COPY_PASTE, keep_default_na=False, na_values={"delta_logp": [""]})

@@ -21,7 +21,9 @@
 ``results.jsonl``                  the same units, one JSON record each, keyed ``model/layer/index``
 ``texts.jsonl``                    text runs: the probing texts and their concepts per token
 ``analysis/accuracy.csv``          accuracy when active per unit, and r per maximum formula length
-``analysis/contributions.csv``     each unit's contribution to each class
+``analysis/contributions.csv``     per class, its top contributing units
+``analysis/unit_classes.csv``      per unit, the classes it contributes to most (+ and -)
+``analysis/heldout_by_length_<layer>.csv``  held-out IoU of each unit's answer per maximum length
 ``analysis/copy_paste.csv``        one row per copy-paste (or word-insertion) edit
 ``analysis/summary.json``          the analysis' settings, correlations and effects with CIs
 =================================  ================================================
@@ -51,7 +53,9 @@ __all__ = [
     "TEXTS",
     "TOP_CLASSES",
     "TOP_LOGITS",
+    "UNIT_CLASSES",
     "best_by_length_file",
+    "heldout_by_length_file",
     "layer_file_name",
     "record_file",
     "results_file",
@@ -75,6 +79,7 @@ TARGETS = "record/targets.npy"
 ANALYSIS = "analysis"
 ACCURACY = "analysis/accuracy.csv"
 CONTRIBUTIONS = "analysis/contributions.csv"
+UNIT_CLASSES = "analysis/unit_classes.csv"
 COPY_PASTE = "analysis/copy_paste.csv"
 ANALYSIS_SUMMARY = "analysis/summary.json"
 #: heads wider than this keep only their top classes
@@ -111,6 +116,11 @@ def top_formulas_file(layer: str) -> str:
 
 def best_by_length_file(layer: str) -> str:
     return f"best_by_length_{layer_file_name(layer)}.csv"
+
+
+def heldout_by_length_file(layer: str) -> str:
+    """Held-out IoU of each unit's answer at every maximum formula length (``logiclens analyze``)."""
+    return f"analysis/heldout_by_length_{layer_file_name(layer)}.csv"
 
 
 def regions_file(layer: str) -> str:

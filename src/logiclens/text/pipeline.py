@@ -158,6 +158,10 @@ class TextExplanation:
         (``family``, ``unit``, ``size``, formula, IoU, held-out IoU, null).
     comparison : DataFrame or None
         The size-matched comparison of all families, neurons included.
+    logits : float32 (positions, classes) or None
+        With a model: its output on every pair (saved as the run's predictions).
+    targets : int64 (positions,) or None
+        With a model: the gold class ids, -1 where none.
     """
 
     explainer: ActiveUnitsExplainer
@@ -170,6 +174,8 @@ class TextExplanation:
     correct: NDArray[np.float64] | None = None
     regions: Any = None
     comparison: Any = None
+    logits: NDArray[np.float32] | None = None
+    targets: NDArray[np.int64] | None = None
 
     def accuracy_correlation(self) -> tuple[float, float, int]:
         """Pearson r (with p and the number of units) between IoU and accuracy when active (searched units)."""
@@ -253,8 +259,9 @@ def _regions(
 
 def _model_activations(
     checkpoint: str | os.PathLike[str], pairs: Any, layer: str | None
-) -> tuple[NDArray, NDArray[np.float64] | None, str]:
-    """The model's units on the pairs, 1/0 for right/wrong predictions (NaN: no gold label), the layer."""
+) -> tuple[NDArray, NDArray[np.float64] | None, str, NDArray[np.float32], NDArray[np.int64]]:
+    """The model's units on the pairs, 1/0 for right/wrong predictions (NaN: no gold label), the layer, the
+    logits (pairs, classes) and the gold class ids (-1: none)."""
     from logiclens.text.checkpoint import load_nli_model
     from logiclens.text.data import label_ids
     from logiclens.text.lstm import encode_pairs, tokenize_pairs
@@ -265,12 +272,14 @@ def _model_activations(
     inputs = encode_pairs(index, *tokenize_pairs(pairs, tokenizer))
     layer = layer or model.penultimate
     activations = record_layer(model, inputs, layer)
+    logits = predict_logits(model, inputs).float().numpy()
+    gold = np.full(len(logits), -1, np.int64)
     correct = None
     if "gold_label" in pairs:
-        gold = label_ids(pairs["gold_label"]).to_numpy()
-        predicted = predict_logits(model, inputs).argmax(-1).numpy()
+        gold = label_ids(pairs["gold_label"]).to_numpy().astype(np.int64)
+        predicted = logits.argmax(-1)
         correct = np.where(gold >= 0, (predicted == gold).astype(float), np.nan)
-    return activations, correct, layer
+    return activations, correct, layer, logits, gold
 
 
 def _hf_activations(
@@ -366,10 +375,10 @@ def explain_text(
     probe = settings.concepts.probe(level)
     inputs = probe.annotate_pairs(table) if level == "pair" else probe.annotate(list(table["text"]))
     concepts = probe.fit_transform(inputs)
-    correct = None
+    correct = logits = gold = None
     hf_info = None
     if model is not None:
-        acts, correct, layer = _model_activations(model, table, layer)
+        acts, correct, layer, logits, gold = _model_activations(model, table, layer)
         _check_finite(acts, f"{model} layer {layer}")
     elif hf_model is not None:
         acts, layer, hf_info = _hf_activations(hf_model, layer, level, table, inputs, settings)
@@ -402,6 +411,7 @@ def explain_text(
     if settings.sae is not None:  # latents never active on the probe
         explainer.explanations_["dead"] = ~(acts > 0).any(axis=0)
     result = TextExplanation(explainer, concepts, acts, thresholds, list(probe.records(inputs)), level, layer, correct)
+    result.logits, result.targets = logits, gold
     if settings.units == "code-clusters":
         codes = _model_codes(model, table, layer) if model is not None else None
         result.regions, result.comparison = _regions(
@@ -435,7 +445,7 @@ def _save(
         run_settings.update(units=settings.units, regions=settings.regions.to_config())
     folder = save_text_run(
         out, result.explainer, result.activations, result.thresholds, result.concepts, result.records,
-        result.level, result.layer, model_info, probe_info, run_settings,
+        result.level, result.layer, model_info, probe_info, run_settings, result.logits, result.targets,
     )  # fmt: skip
     if result.regions is not None:
         from logiclens.core.io import atomic_write_text

@@ -11,6 +11,9 @@ code reads both:
     The activations, float (positions, units): one position per pair, sentence or token.
 ``concepts.npz``
     The concept set (:meth:`~logiclens.ConceptSet.save`).
+``record/predictions.npy``, ``record/targets.npy``
+    With a model: its logits and the gold class ids (-1: none) per position, for
+    ``logiclens analyze``.
 ``texts.jsonl``
     The probing examples' tokens and the concepts each token witnesses
     (:mod:`logiclens.runs.texts`).
@@ -36,6 +39,7 @@ from logiclens.core.io import atomic_savez, atomic_write_text
 from logiclens.explain.active import ActiveUnitsExplainer
 from logiclens.explain.compositional import CompositionalExplainer
 from logiclens.runs import layout
+from logiclens.runs.by_length import by_length_csv
 from logiclens.runs.directory import RunDirectory, environment
 from logiclens.runs.interchange import results_jsonl
 from logiclens.runs.layout import layer_file_name
@@ -55,6 +59,22 @@ def _activation_array(activations: ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _outputs(predictions: ArrayLike | None, targets: ArrayLike | None, n_positions: int) -> dict[str, np.ndarray]:
+    """The predictions and targets to save, checked against the positions."""
+    outputs = {}
+    if predictions is not None:
+        logits = np.asarray(predictions, np.float32)
+        if logits.ndim != 2 or len(logits) != n_positions:
+            raise ValueError(f"predictions of shape {logits.shape}; expected ({n_positions}, classes)")
+        outputs[layout.PREDICTIONS] = logits
+    if targets is not None:
+        gold = np.asarray(targets, np.int64)
+        if gold.shape != (n_positions,):
+            raise ValueError(f"targets of shape {gold.shape}; expected ({n_positions},)")
+        outputs[layout.TARGETS] = gold
+    return outputs
+
+
 def save_text_run(
     out: str | os.PathLike[str],
     explainer: ActiveUnitsExplainer,
@@ -67,6 +87,8 @@ def save_text_run(
     model: Mapping[str, Any] | None = None,
     probe: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
+    predictions: ArrayLike | None = None,
+    targets: ArrayLike | None = None,
 ) -> Path:
     """Save a fitted text explanation as a run directory.
 
@@ -90,6 +112,10 @@ def save_text_run(
     model, probe, settings : mapping, optional
         Stored in ``config.json``; the probe's ``kind`` and ``level``, the search's parameters
         and ``min_active`` are added here.
+    predictions : array (positions, classes), optional
+        The model's output per position (``record/predictions.npy``, what ``logiclens analyze`` reads).
+    targets : array (positions,), optional
+        The gold class id per position, -1 where none (``record/targets.npy``).
 
     Returns
     -------
@@ -109,6 +135,7 @@ def save_text_run(
         )
     if cuts.shape != (len(frame),):
         raise ValueError(f"{cuts.shape[0] if cuts.ndim else 'no'} thresholds for {len(frame)} units")
+    outputs = _outputs(predictions, targets, concepts.n_positions)
     run = RunDirectory(out)
     (run / "results.csv").unlink(missing_ok=True)
     (run / layout.RESULTS_JSONL).unlink(missing_ok=True)  # an earlier run's results no longer describe the files
@@ -117,6 +144,10 @@ def save_text_run(
     file_name = layer_file_name(layer)
     (run / "record").mkdir(exist_ok=True)
     np.save(run / "record" / f"{file_name}.npy", acts)
+    for name in (layout.PREDICTIONS, layout.TARGETS):  # an earlier run's outputs no longer describe the files
+        (run / name).unlink(missing_ok=True)
+    for name, array in outputs.items():
+        np.save(run / name, array)
     concepts.save(run / "concepts.npz")
     save_records(run / "texts.jsonl", records)
     results = frame.copy()
@@ -129,7 +160,10 @@ def save_text_run(
             run / "split.npz", {"search": np.asarray(split[0], np.int64), "heldout": np.asarray(split[1], np.int64)}
         )
     atomic_write_text(run / "top_formulas.csv", explainer.top_formulas_.assign(layer=layer).to_csv(index=False))
-    atomic_write_text(run / f"best_by_length_{file_name}.csv", explainer.best_by_length_.to_csv())
+    atomic_write_text(
+        run / layout.best_by_length_file(layer),
+        by_length_csv(explainer.best_by_length_, getattr(explainer, "formulas_by_length_", None)),
+    )
     search = explainer.explainer if explainer.explainer is not None else CompositionalExplainer()
     explainer_config = {"class": type(search).__name__, **search.get_params(deep=False)}
     config = {

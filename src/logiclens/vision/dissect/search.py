@@ -12,6 +12,7 @@ from logiclens.core.masks import UnitMasks
 from logiclens.explain.base import result_params
 from logiclens.explain.validation import Variants
 from logiclens.runs import layout
+from logiclens.runs.by_length import by_length_csv
 from logiclens.runs.directory import RunDirectory
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import Split, split_weights
@@ -84,7 +85,10 @@ def search_stage(
     atomic_write_text(
         run / layout.top_formulas_file(layer), explainer.top_formulas_.assign(layer=layer).to_csv(index=False)
     )
-    atomic_write_text(run / layout.best_by_length_file(layer), explainer.best_by_length_.to_csv())
+    atomic_write_text(
+        run / layout.best_by_length_file(layer),
+        by_length_csv(explainer.best_by_length_, explainer.formulas_by_length_),
+    )
     files = [layout.results_file(layer), layout.top_formulas_file(layer), layout.best_by_length_file(layer)]
     run.finish(f"search:{layer}", key, files)
     return frame
