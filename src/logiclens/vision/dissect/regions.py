@@ -7,7 +7,8 @@ layer's grid. A map is 1 where the position belongs to the unit; it is upsampled
 and thresholded at 0.5 like any unit's map, so the masks stage, the search, the held-out
 part and the null are exactly those of neurons. The layer's neurons themselves come from the
 usual stages of the same run. Writes ``regions_<layer>.csv`` (one row per unit, with
-``family`` and ``size``, in layer positions) and ``comparison_<layer>.csv`` (the size-matched
+``family`` and ``size``, in layer positions), ``region_masks_<layer>.npz`` (the positions of
+each of those units, for the report's cards) and ``comparison_<layer>.csv`` (the size-matched
 comparison of all families, neurons included).
 """
 
@@ -27,6 +28,7 @@ from logiclens.polytope.codes import PolytopeCodes
 from logiclens.polytope.position_units import position_families, size_matched_comparison
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
+from logiclens.runs.region_masks import save_region_masks
 from logiclens.vision.dissect.masks import count_unit_masks
 from logiclens.vision.dissect.search import variants_of
 from logiclens.vision.dissect.settings import DissectionSettings
@@ -87,7 +89,7 @@ def regions_stage(
     regions = settings.regions
     key = fingerprint("regions", record_key, layer, regions.to_config(), split.key, result_params(settings.explainer))
     path = run / layout.regions_file(layer)
-    if run.is_done(f"regions:{layer}", key):
+    if run.is_done(f"regions:{layer}", key) and (run / layout.region_masks_file(layer)).is_file():
         return pd.read_csv(path, dtype={"unit": str})
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -122,13 +124,15 @@ def regions_stage(
     frame.insert(0, "family", family_of)
     frame.insert(0, "layer", layer)
     frame.insert(frame.columns.get_loc("unit") + 1, "size", masks.sum(axis=1))
+    save_region_masks(run / layout.region_masks_file(layer), masks, names, (h, w))
     atomic_write_text(path, frame.to_csv(index=False))
     comparison = size_matched_comparison(
         pd.concat([frame, _neuron_scores(neurons, run, layer)], ignore_index=True), n_images * h * w
     )
     atomic_write_text(run / layout.comparison_file(layer), comparison.to_csv(index=False))
     run.finish(
-        f"regions:{layer}", key, [layout.regions_file(layer), layout.comparison_file(layer)], units=len(frame),
+        f"regions:{layer}", key,
+        [layout.regions_file(layer), layout.region_masks_file(layer), layout.comparison_file(layer)], units=len(frame),
         seconds=timings, clustering=dict(info),
     )  # fmt: skip
     return frame
