@@ -7,6 +7,11 @@ where one is given), each image's annotation pixels are grouped into signatures
 (``record/signatures.npy``, shape (images, H, W)), and the concept set's running state is
 checkpointed with them, so that an interrupted pass resumes at the last checkpoint.
 
+With ``settings.units="code-clusters"`` the same forward pass also records each layer's spline
+codes at its nonlinearity (the nonlinearity's input, hooked next to the layer's output):
+``record/codes_<layer>.npy``, bit-packed uint64 words per (image, i, j) position, finished as
+the ``codes:<layer>`` stage that :func:`~logiclens.vision.dissect.regions.layer_codes` reads.
+
 With ``settings.record_predictions`` the same forward pass runs to the end and the model's
 output is kept too (``record/predictions.npy``: logits (images, classes); for heads wider
 than :data:`~logiclens.runs.layout.MAX_STORED_CLASSES`, ``record/top_classes.npy`` and
@@ -37,7 +42,7 @@ from logiclens.vision.activations.shapes import describe_layout, to_maps
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.probes.base import ProbeDataset
 
-__all__ = ["ActivationFile", "check_layers", "record_stage"]
+__all__ = ["ActivationFile", "check_layers", "code_nonlinearities", "codes_key", "record_stage"]
 
 
 class ActivationFile:
@@ -113,6 +118,46 @@ def _capture(model: Any, recorder: Any, batch: Any, settings: DissectionSettings
     return {layer: tensor.float().numpy() for layer, tensor in captured.items()}
 
 
+def codes_key(record_key: str, layer: str) -> str:
+    """The fingerprint of a layer's codes (stage ``codes:<layer>``) recorded with the record stage ``record_key``."""
+    return fingerprint("codes", record_key, layer)
+
+
+def code_nonlinearities(model: Any, probe: ProbeDataset, settings: DissectionSettings) -> dict[str, tuple[str, Any]]:
+    """Per layer, the nonlinearity whose input is its code, with ``units="code-clusters"`` ({} otherwise).
+
+    Raises
+    ------
+    ValueError
+        On one line: a layer followed by no nonlinearity, or an activation file (no model
+        whose nonlinearities could be hooked).
+    """
+    if settings.units != "code-clusters":
+        return {}
+    if isinstance(model, ActivationFile):
+        raise ValueError(
+            "--units code-clusters needs the model: codes are the inputs of its nonlinearities, "
+            "which an activation file does not have"
+        )
+    import torch
+
+    from logiclens.polytope.hooked import find_nonlinearity
+
+    batch = next(iter(probe.batches(1, start=0, stop=1)))
+    example = model.preprocess(torch.from_numpy(batch.images)).to(settings.device)
+    module = model.module.to(settings.device)
+    return {layer: find_nonlinearity(module, layer, example) for layer in settings.layers}
+
+
+def _layer_codes(z: np.ndarray, activation: Any) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """A batch of one layer's pre-activations as packed codes per (image, i, j): (words, bits, grid)."""
+    from logiclens.polytope.hooked import code_rows, hard_code
+
+    rows, _, grid = code_rows(z)
+    words, n_bits = hard_code(rows, activation)
+    return words, n_bits, grid
+
+
 def check_layers(model: Any, probe: ProbeDataset, settings: DissectionSettings) -> dict[str, dict[str, Any]]:
     """Check the layers' shapes (and the SAE) on the first image, before anything is written.
 
@@ -125,11 +170,14 @@ def check_layers(model: Any, probe: ProbeDataset, settings: DissectionSettings) 
     ------
     ValueError
         On one line: a token count that is no grid, a shape that fits no layout, an SAE
-        whose ``d_in`` differs from the layer's units, a file that does not match the probe.
+        whose ``d_in`` differs from the layer's units, a file that does not match the probe,
+        a code-cluster layer without a nonlinearity.
     """
     from contextlib import nullcontext
 
     from logiclens.sae import load_sae
+
+    code_nonlinearities(model, probe, settings)
 
     sae = load_sae(settings.sae) if settings.sae is not None else None
     if isinstance(model, ActivationFile):
@@ -197,11 +245,19 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     n_images = len(probe)
     mask_h, mask_w = probe.mask_size
     completed = int(state["completed"]) if state and not state.get("done") else 0
+    nonlinearities = code_nonlinearities(model, probe, settings)
+    codes: dict[str, np.memmap] = {}
+    code_bits: dict[str, int] = {}
     resumed = _resume(run, settings.layers, predicting, completed) if completed else None
     if resumed is not None:
         index, signatures, outputs, heads, targets = resumed
+        codes = _resume_codes(run, nonlinearities, completed)
+        if len(codes) < len(nonlinearities):  # recorded without codes so far: the regions stage records them
+            nonlinearities, codes = {}, {}
     else:
         completed = 0
+        for layer in nonlinearities:
+            (run / layout.codes_file(layer)).unlink(missing_ok=True)
         index = SignatureIndex(len(probe.concept_names))
         signatures = allocate(run / layout.SIGNATURES, np.int32, (n_images, mask_h, mask_w))
         outputs = {}
@@ -224,12 +280,13 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
 
         # channels-last convolutions run about 1.5x faster on CPU (measured on EfficientNet-Lite0)
         module = model.module.to(settings.device, memory_format=torch.channels_last)
-        context = LayerRecorder(module, settings.layers, stop_early=not predicting)
+        inputs = [name for name, _ in nonlinearities.values()]
+        context = LayerRecorder(module, settings.layers, stop_early=not predicting, inputs=inputs)
     last_checkpoint = time.monotonic()
 
     def checkpoint(done_images: int) -> None:
         signatures.flush()
-        for array in [*outputs.values(), *heads.values(), *([] if targets is None else [targets])]:
+        for array in [*outputs.values(), *codes.values(), *heads.values(), *([] if targets is None else [targets])]:
             array.flush()
         atomic_savez(folder / "index_state.npz", index.state_dict())
         shapes = {layer: list(array.shape[1:]) for layer, array in outputs.items()}
@@ -248,6 +305,13 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
                 if layer not in outputs:
                     outputs[layer] = allocate(run / layout.record_file(layer), np.float16, (n_images, *array.shape[1:]))
                 outputs[layer][first:stop] = array.astype(np.float16)
+            for layer, (name, activation) in nonlinearities.items():
+                words, code_bits[layer], grid = _layer_codes(recorder.inputs[name].float().numpy(), activation)
+                cells = int(np.prod(grid)) if grid else 1
+                if layer not in codes:
+                    shape = (n_images * cells, words.shape[1])
+                    codes[layer] = allocate(run / layout.codes_file(layer), np.uint64, shape)
+                codes[layer][first * cells : stop * cells] = words
             labels = batch.labels
             if predicting and recorder.output is not None:
                 _keep_head(run, heads, recorder.output, first, stop, n_images)
@@ -271,7 +335,31 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
     if sae is not None:  # latents never active on the probe
         info["dead_units"] = {layer: _dead_units(outputs[layer]) for layer in settings.layers}
     run.finish("record", key, files, **info)
+    for layer, (name, activation) in nonlinearities.items():
+        grid = tuple(outputs[layer].shape[2:])
+        # a token layer (codes per token, not per grid cell), or no batch recorded here: the regions stage
+        # records the codes itself (and says why it cannot)
+        if layer not in code_bits or len(codes[layer]) != n_images * int(np.prod(grid)):
+            continue
+        codes[layer].flush()
+        run.finish(
+            f"codes:{layer}", codes_key(key, layer), [layout.codes_file(layer)], nonlinearity=name,
+            bits=code_bits[layer], grid=list(grid), activation=activation.name,
+        )  # fmt: skip
     return key
+
+
+def _resume_codes(run: RunDirectory, nonlinearities: dict[str, Any], completed: int) -> dict[str, np.memmap]:
+    """The codes of an interrupted recording, for the layers whose file is there and long enough."""
+    codes = {}
+    for layer in nonlinearities:
+        try:
+            array = open_memmap(run / layout.codes_file(layer), mode="r+")
+        except (OSError, ValueError):
+            continue
+        if len(array) >= completed:
+            codes[layer] = array
+    return codes
 
 
 def _dead_units(array: np.ndarray) -> list[int]:

@@ -1,7 +1,8 @@
 """The regions stage (``units="code-clusters"``): code clusters of a layer as units, with baselines.
 
-Per layer: the codes of every (image, position) are recorded at the layer's nonlinearity
-(:func:`logiclens.polytope.hooked.record_codes`), clustered and turned, with the baselines of
+Per layer: the codes of every (image, position) at the layer's nonlinearity (recorded in the
+record stage's forward pass, or here by :func:`logiclens.polytope.hooked.record_codes` for a
+run recorded without them) are clustered and turned, with the baselines of
 :func:`logiclens.polytope.position_units.position_families`, into binary maps over the
 layer's grid. A map is 1 where the position belongs to the unit; it is upsampled bilinearly
 and thresholded at 0.5 like any unit's map, so the masks stage, the search, the held-out
@@ -30,6 +31,7 @@ from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
 from logiclens.runs.region_masks import save_region_masks
 from logiclens.vision.dissect.masks import count_unit_masks
+from logiclens.vision.dissect.record import codes_key
 from logiclens.vision.dissect.search import variants_of
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import Split
@@ -41,15 +43,19 @@ __all__ = ["family_maps", "layer_codes", "regions_stage"]
 def layer_codes(
     run: RunDirectory, model: Any, probe: ProbeDataset, layer: str, record_key: str, settings: DissectionSettings
 ) -> tuple[PolytopeCodes, tuple[int, ...]]:
-    """The layer's codes per (image, i, j), recorded once per record fingerprint (``record/codes_<layer>.npy``)."""
+    """The layer's codes per (image, i, j), recorded once per record fingerprint (``record/codes_<layer>.npy``).
+
+    Normally the record stage recorded them in its forward pass; a run recorded without them
+    (e.g. first dissected with ``units="neurons"``) gets them here, in a second pass.
+    """
     import torch
 
     from logiclens.polytope.hooked import record_codes
 
-    key = fingerprint("codes", record_key, layer)
+    key = codes_key(record_key, layer)
     path = run / layout.codes_file(layer)
-    state = run.stage(f"codes:{layer}", key)
-    if state and state.get("done"):
+    if run.is_done(f"codes:{layer}", key):  # recorded in the record stage's pass, or by an earlier run
+        state = run.stage(f"codes:{layer}", key)
         return PolytopeCodes(np.load(path), (state["nonlinearity"],), (int(state["bits"]),)), tuple(state["grid"])
     module = model.module.to(settings.device)
 
