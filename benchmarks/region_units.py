@@ -68,14 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     regions = RegionUnitSettings(method=args.method, n_clusters=args.clusters)
     settings = DissectionSettings(layers=[args.layer], units="code-clusters", regions=regions)
     run = RunDirectory(args.run)
-    fresh = not (args.run / "manifest.json").is_file()
+    fresh = not run.manifest.get("record", {}).get("done")  # a reused record stage times nothing
     record_key, record_seconds, record_cpu = _timed(lambda: record_stage(run, model, probe, settings, 1))
     results_record = {"wall": record_seconds, "cpu": record_cpu, "fresh": fresh}
     if not args.no_plain_record:  # the same record stage without the codes, side by side
         plain = RunDirectory(Path(f"{args.run}-neurons"))
+        fresh = fresh and not plain.manifest.get("record", {}).get("done")
         plain_settings = DissectionSettings(layers=[args.layer])
         _, wall, cpu = _timed(lambda: record_stage(plain, model, probe, plain_settings, 1))
-        results_record["plain_wall"], results_record["plain_cpu"] = wall, cpu
+        results_record["plain_wall"], results_record["plain_cpu"], results_record["fresh"] = wall, cpu, fresh
     concepts = ConceptSet.load(run / layout.CONCEPTS)
     split = split_stage(run, record_key, probe, settings)
     (_, thresholds, cuts), threshold_seconds, _ = _timed(
