@@ -64,7 +64,7 @@ def _masks(run_path: Path, layer: str, regions: pd.DataFrame, n_positions: int |
 def _image_examples(
     masks: RegionMasks,
     row: int,
-    anchor_file: str,
+    overlays: str,
     concepts: ConceptSet,
     signatures: np.ndarray,
     formula: str,
@@ -73,6 +73,7 @@ def _image_examples(
     is_heldout: np.ndarray,
     where: str,
 ) -> tuple[list[ImageExample], list[int]]:
+    """The top images of region unit ``row`` and their indices; writes its overlay strip under ``folder``."""
     h, w = masks.grid
     n_images = masks.n_positions // (h * w)
     maps = masks.mask(row).reshape(n_images, h * w)
@@ -86,7 +87,7 @@ def _image_examples(
     unit_maps = maps[top].reshape(len(top), 1, h, w).astype(np.float32)
     ranks = np.arange(len(top))
     found = example_masks(unit_maps, chosen, np.zeros(len(top), np.intp), ranks, np.full(1, 0.5), {0: holds})
-    overlay = f"overlays/{anchor_file}/{row}.png"
+    overlay = f"{overlays}/{row}.png"
     save_overlays(found.unit, found.formula, folder / overlay)
     examples = [
         ImageExample(
@@ -176,11 +177,12 @@ def region_cards(
                 f"{len(signatures)} images"
             )
         is_heldout = heldout_flags(heldout, len(signatures))
-        (folder / "overlays" / f"{layer_file}-regions").mkdir(parents=True, exist_ok=True)
+        overlays = f"overlays/{layer_file}-regions"
+        (folder / overlays).mkdir(parents=True, exist_ok=True)
         for card in cards:
             row = card.position
             card.examples, images = _image_examples(
-                masks, row, f"{layer_file}-regions", concepts, signatures, regions.at[row, "formula"], top_k,
+                masks, row, overlays, concepts, signatures, regions.at[row, "formula"], top_k,
                 folder, is_heldout, where[row],
             )  # fmt: skip
             shown.update(images)
