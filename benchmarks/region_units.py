@@ -7,9 +7,12 @@ are there), then times, with the default explainer (length 3, beam 10, 20 % held
 20-permutation null):
 
 * neurons: the masks stage (1,280 units, 22 variants) and the search;
-* code clusters: the codes' forward pass (reported apart, like the neurons' recording), the
-  clustering (k-medoids on Hamming distance, fitted on 2,000 positions, all 98,000 assigned),
-  the masks of the cluster units and their search;
+* code clusters: the clustering (k-medoids on Hamming distance, fitted on 2,000 positions, all
+  98,000 assigned), the masks of the cluster units and their search;
+* the codes' cost: the record stage of a code-cluster run records the codes in the same
+  forward pass as the activations; it is timed side by side with the record stage of a
+  neuron run (``RUN-neurons``), and the difference is the codes' cost (``--no-plain-record``
+  skips the second recording);
 * the baselines of the same run (activation clusters, directions, random subsets), apart.
 
 Usage::
@@ -42,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=16)
     parser.add_argument("--method", default="kmedoids", choices=("kmedoids", "hdbscan"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-plain-record", action="store_true", help="skip the neuron run's record stage")
     args = parser.parse_args(argv)
 
     from logiclens.core.concepts import ConceptSet
@@ -64,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     regions = RegionUnitSettings(method=args.method, n_clusters=args.clusters)
     settings = DissectionSettings(layers=[args.layer], units="code-clusters", regions=regions)
     run = RunDirectory(args.run)
-    record_key, record_seconds, _ = _timed(lambda: record_stage(run, model, probe, settings, 1))
+    fresh = not run.manifest.get("record", {}).get("done")  # a reused record stage times nothing
+    record_key, record_seconds, record_cpu = _timed(lambda: record_stage(run, model, probe, settings, 1))
+    results_record = {"wall": record_seconds, "cpu": record_cpu, "fresh": fresh}
+    if not args.no_plain_record:  # the same record stage without the codes, side by side
+        plain = RunDirectory(Path(f"{args.run}-neurons"))
+        fresh = fresh and not plain.manifest.get("record", {}).get("done")
+        plain_settings = DissectionSettings(layers=[args.layer])
+        _, wall, cpu = _timed(lambda: record_stage(plain, model, probe, plain_settings, 1))
+        results_record["plain_wall"], results_record["plain_cpu"], results_record["fresh"] = wall, cpu, fresh
     concepts = ConceptSet.load(run / layout.CONCEPTS)
     split = split_stage(run, record_key, probe, settings)
     (_, thresholds, cuts), threshold_seconds, _ = _timed(
@@ -74,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     signatures = np.load(run / layout.SIGNATURES, mmap_mode="r")
     n_images, n_units, h, w = activations.shape
     results: dict = {"images": n_images, "units": n_units, "grid": [h, w], "probe": probe.config().get("kind")}
+    results["record_stage"] = results_record
 
     # neurons
     masks, wall, cpu = _timed(
@@ -86,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # code clusters
     (codes, _), wall, cpu = _timed(lambda: layer_codes(run, model, probe, args.layer, record_key, settings))
-    results["codes_forward_pass"] = {"wall": wall, "cpu": cpu, "bits": codes.n_bits, "positions": len(codes)}
+    # read from the record stage's pass (a second forward pass only when the run was recorded without them)
+    results["codes_loaded"] = {"wall": wall, "cpu": cpu, "bits": codes.n_bits, "positions": len(codes)}
     (labels, info), wall, cpu = _timed(lambda: cluster_position_codes(codes, regions, args.layer))
     results["clusters_clustering"] = {"wall": wall, "cpu": cpu, **info}
     family = UnitFamily.from_labels("code clusters", "region", labels, regions.min_cluster_size)
@@ -120,6 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     results["neuron_mask_and_search_s"] = neuron_cost
     results["cluster_clustering_mask_and_search_s"] = cluster_cost
     results["ratio"] = cluster_cost / neuron_cost
+    if "plain_wall" in results_record and fresh:
+        for kind in ("wall", "cpu"):
+            extra = results_record[kind] - results_record[f"plain_{kind}"]
+            results[f"codes_in_record_pass_{kind}_s"] = extra
+        neuron_cpu = results["neurons_masks"]["cpu"] + results["neurons_search"]["cpu"]
+        cluster_cpu = sum(results[k]["cpu"] for k in ("clusters_clustering", "clusters_masks", "clusters_search"))
+        results["ratio_with_codes_wall"] = (cluster_cost + results["codes_in_record_pass_wall_s"]) / neuron_cost
+        results["ratio_with_codes_cpu"] = (cluster_cpu + results["codes_in_record_pass_cpu_s"]) / neuron_cpu
     results["record_stage_s"] = record_seconds
     results["thresholds_s"] = threshold_seconds
     results["load_average"] = os.getloadavg()

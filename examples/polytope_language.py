@@ -2,30 +2,33 @@
 
 Two experiments, each in two parts (regions as units; boundary density along token-embedding paths):
 
-A. **all-MiniLM-L6-v2** (GELU FFN; codes by the sign convention) over real SNLI sentences
-   (``../shared/data/snli/snli_1.0_dev.jsonl``): the FFN pre-activations of one block at every
-   word (its first word piece) go through ``explain_text(..., units="code-clusters")``: code
-   clusters, neurons, activation clusters, PCA/NMF/random directions and random subsets,
-   explained with word, tag and NEIGHBORS concepts, compared at matched sizes. Density: the
-   input embedding of one noun is moved from one word to another inside a sentence; the code
-   changes of the first three FFN layers at that token are counted by sampling with bisection, and
-   compared with the point where the token's last-layer state switches from being nearer the
-   start word's to nearer the end word's.
+A. **all-MiniLM-L6-v2** (GELU FFN; codes by the sign convention) over real sentences: SNLI
+   (``../shared/data/snli/snli_1.0_dev.jsonl``) and, where Debian's ``wordnet-base`` is installed
+   (``/usr/share/wordnet``), WordNet's example sentences as a second corpus: the FFN
+   pre-activations of one block at every word (its first word piece) go through
+   ``explain_text(..., units="code-clusters")``: code clusters, neurons, activation clusters,
+   PCA/NMF/random directions and random subsets, explained with word, tag and NEIGHBORS
+   concepts, compared at matched sizes. Density: the input embedding of one noun is moved from
+   one word to another inside a sentence; the code changes of the first three FFN layers at
+   that token are counted by sampling with bisection, and compared with the point where the
+   token's last-layer state switches from being nearer the start word's to nearer the end word's.
 B. **A small ReLU transformer trained here** (causal next-token prediction, 2 pre-LN blocks,
    ReLU FFN) on a synthetic language with exact token annotations (word, part of speech, noun
    class, number, role, position): the same unit families and comparison on exact codes, and
    density along subject-noun embedding paths singular -> plural (the predicted verb's number
    flips: a known semantic boundary) against same-number paths and a random-boundary control.
 
-Run: ``python examples/polytope_language.py [--out runs/polytope-language] [--quick]``
-(about 15 minutes on 2 CPU cores; ``--quick`` for a smoke test). Results go to ``OUT/summary.json``
-and CSV files; the verdicts are in ``docs/polytope.md``.
+Run: ``python examples/polytope_language.py [--out runs/polytope-language] [--quick]
+[--corpora snli,wordnet] [--skip-synthetic] [--skip-minilm]`` (about 15 minutes on 2 CPU cores;
+``--quick`` for a smoke test). A corpus that is not there is skipped with a notice. Results go
+to ``OUT/summary.json`` and CSV files; the verdicts are in ``docs/polytope.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +47,40 @@ from logiclens.polytope.position_units import RegionUnitSettings, position_famil
 from logiclens.polytope.sampled import sampled_crossings
 
 SNLI = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "snli" / "snli_1.0_dev.jsonl"
+WORDNET = Path("/usr/share/wordnet")  # Debian's wordnet-base
+CORPORA = ("snli", "wordnet")
+
+
+# ---------------------------------------------------------------------------------------------- corpora
+def snli_sentences(n: int) -> list[str]:
+    """The first ``n`` distinct SNLI dev sentences (premises and hypotheses, in file order)."""
+    records = [json.loads(line) for line in SNLI.read_text().splitlines() if line.strip()]
+    return list(dict.fromkeys(s for r in records for s in (r["premise"], r["hypothesis"])))[:n]
+
+
+def wordnet_sentences(folder: Path, n: int, min_words: int = 5, seed: int = 0) -> list[str]:
+    """``n`` WordNet example sentences (capitalised, at least ``min_words`` words), a seeded sample.
+
+    The examples are the double-quoted parts of the glosses in ``data.{noun,verb,adj,adv}``
+    (after ``|``); the licence header (lines starting with a space) is skipped.
+    """
+    found: dict[str, None] = {}
+    for part in ("noun", "verb", "adj", "adv"):
+        path = folder / f"data.{part}"
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith(" ") or "|" not in line:
+                continue
+            for example in re.findall(r'"([^"]+)"', line.split("|", 1)[1]):
+                example = example.strip()
+                if example[:1].isupper() and len(example.split()) >= min_words:
+                    found[example] = None
+    sentences = sorted(found)
+    if len(sentences) <= n:
+        return sentences
+    chosen = np.random.default_rng(seed).choice(len(sentences), size=n, replace=False)
+    return [sentences[i] for i in sorted(chosen)]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -89,14 +126,15 @@ def matched_excess(regions: pd.DataFrame, neurons: pd.DataFrame, n_positions: in
 
 
 # ---------------------------------------------------------------------------------------------- A: MiniLM
-def minilm_experiment(out: Path, n_sentences: int, n_paths: int, explainer: CompositionalExplainer) -> dict:
+def minilm_experiment(
+    out: Path, sentences: list[str], n_paths: int, explainer: CompositionalExplainer, tag: str = "minilm"
+) -> dict:
+    """Part A on one corpus; files are prefixed ``tag``; the density part only when ``n_paths`` > 0."""
     from logiclens.text.pipeline import TextConceptSettings, TextSettings, explain_text
     from logiclens.text.transformer import load_transformer, record_word_activations
 
     started = time.perf_counter()
-    records = [json.loads(line) for line in SNLI.read_text().splitlines() if line.strip()]
-    sentences = list(dict.fromkeys(s for r in records for s in (r["premise"], r["hypothesis"])))[:n_sentences]
-    data = out / "minilm_sentences.jsonl"
+    data = out / f"{tag}_sentences.jsonl"
     data.write_text("".join(json.dumps({"text": s}) + "\n" for s in sentences))
     concepts = TextConceptSettings(tokenizer="spacy", vocab_size=400, embeddings="minilm", n_neighbors=5)
     probe = concepts.probe("token")
@@ -105,14 +143,14 @@ def minilm_experiment(out: Path, n_sentences: int, n_paths: int, explainer: Comp
     layer = "encoder.layer.3.intermediate.dense"  # its output is the input of the block's GELU
     pre = record_word_activations(model, tokenizer, annotated, layer, pool="first")
     pre = np.nan_to_num(pre)
-    np.save(out / "minilm_pre.npy", pre)
+    np.save(out / f"{tag}_pre.npy", pre)
     settings = TextSettings(
         level="token", concepts=concepts, quantile=0.05, min_active=20, explainer=explainer, units="code-clusters",
         regions=RegionUnitSettings(n_clusters=24, min_cluster_size=20, n_components=8, max_fit=3000),
     )  # fmt: skip
-    result = explain_text(data, activations=out / "minilm_pre.npy", layer=layer, settings=settings)
-    result.regions.to_csv(out / "minilm_regions.csv", index=False)
-    result.comparison.to_csv(out / "minilm_comparison.csv", index=False)
+    result = explain_text(data, activations=out / f"{tag}_pre.npy", layer=layer, settings=settings)
+    result.regions.to_csv(out / f"{tag}_regions.csv", index=False)
+    result.comparison.to_csv(out / f"{tag}_comparison.csv", index=False)
     neurons = result.explainer.explanations_.assign(family="neurons", layer=layer)
     neurons["size"] = (pre > result.thresholds[None, :]).sum(axis=0)
     near_zero = float((np.abs(pre) < 0.5).mean())  # where the sign code and the soft code Phi(z) disagree most
@@ -131,7 +169,8 @@ def minilm_experiment(out: Path, n_sentences: int, n_paths: int, explainer: Comp
         .to_dict(orient="records"),
     }
     summary["explain_seconds"] = time.perf_counter() - started
-    summary["density"] = minilm_density(model, tokenizer, n_paths)
+    if n_paths:
+        summary["density"] = minilm_density(model, tokenizer, n_paths)
     summary["seconds"] = time.perf_counter() - started
     return summary
 
@@ -446,22 +485,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/polytope-language"))
     parser.add_argument("--quick", action="store_true", help="a few seconds' smoke test")
     parser.add_argument("--skip-minilm", action="store_true")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the MiniLM part")
+    parser.add_argument("--corpora", default=",".join(CORPORA), help="MiniLM corpora, among snli,wordnet")
     args = parser.parse_args(argv)
+    corpora = [c for c in args.corpora.split(",") if c]
+    unknown = sorted(set(corpora) - set(CORPORA))
+    if unknown:
+        parser.error(f"--corpora: unknown {unknown}; choose from {list(CORPORA)}")
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
     quick = args.quick
     explainer = CompositionalExplainer(max_length=3, beam_size=5, holdout=0.2, n_null=3 if quick else 10, verbose=0)
     started = time.perf_counter()
     summary: dict = {}
-    summary["synthetic"] = synthetic_experiment(
-        args.out, 2000 if quick else 20000, 200 if quick else 1000, 100 if quick else 1200, 3 if quick else 20,
-        explainer,
-    )  # fmt: skip
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    print(f"synthetic language: {summary['synthetic']['seconds']:.0f} s", flush=True)
-    if not args.skip_minilm and SNLI.is_file():
-        summary["minilm"] = minilm_experiment(args.out, 150 if quick else 800, 3 if quick else 10, explainer)
-        print(f"all-MiniLM-L6-v2: {summary['minilm']['seconds']:.0f} s", flush=True)
+    if not args.skip_synthetic:
+        summary["synthetic"] = synthetic_experiment(
+            args.out, 2000 if quick else 20000, 200 if quick else 1000, 100 if quick else 1200, 3 if quick else 20,
+            explainer,
+        )  # fmt: skip
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        print(f"synthetic language: {summary['synthetic']['seconds']:.0f} s", flush=True)
+    n_sentences, n_paths = (150, 3) if quick else (800, 10)
+    for corpus in [] if args.skip_minilm else corpora:
+        if corpus == "snli" and not SNLI.is_file():
+            print(f"SNLI skipped: {SNLI} is not there", flush=True)
+            continue
+        if corpus == "wordnet" and not (WORDNET / "data.noun").is_file():
+            print(f"WordNet skipped: {WORDNET} has no data.noun (Debian package wordnet-base)", flush=True)
+            continue
+        # the density paths do not depend on the corpus: run them once, with SNLI when it is there
+        if corpus == "snli":
+            sentences, tag, paths = snli_sentences(n_sentences), "minilm", n_paths
+        else:
+            sentences, tag = wordnet_sentences(WORDNET, n_sentences), "minilm_wordnet"
+            paths = 0 if "minilm" in summary else n_paths
+        summary[tag] = minilm_experiment(args.out, sentences, paths, explainer, tag)
+        summary[tag]["corpus"] = corpus
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        print(f"all-MiniLM-L6-v2 on {corpus}: {summary[tag]['seconds']:.0f} s", flush=True)
     summary["seconds"] = time.perf_counter() - started
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(f"total {summary['seconds']:.0f} s; {args.out / 'summary.json'}")

@@ -38,6 +38,61 @@ def test_code_clusters_of_the_planted_model_are_explained_exactly(tmp_path) -> N
     assert manifest["codes:conv"]["nonlinearity"] == "relu"
 
 
+def _region_settings(units: str = "code-clusters") -> DissectionSettings:
+    return DissectionSettings(
+        layers=["conv"], threshold_mode="fixed", batch_size=4, units=units, checkpoint_seconds=0.0,
+        regions=RegionUnitSettings(n_clusters=4, min_cluster_size=10, n_components=2),
+        explainer=CompositionalExplainer(max_length=1, n_null=0, verbose=0),
+    )  # fmt: skip
+
+
+def test_codes_are_recorded_in_the_forward_pass_of_the_activations(tmp_path) -> None:
+    import torch
+
+    from logiclens.polytope.hooked import record_codes
+
+    model = planted_model()
+    batches: list[int] = []
+    model.module.register_forward_pre_hook(lambda module, inputs: batches.append(len(inputs[0])))
+    dissect(model, PlantedProbe(), tmp_path / "run", _region_settings(), verbose=0)
+    # one pass over the 24 images in batches of 4 (single images: finding the nonlinearity), no second pass
+    assert [n for n in batches if n > 1] == [4] * 6
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["codes:conv"]["done"] and manifest["codes:conv"]["grid"] == [16, 16]
+    assert manifest["codes:conv"]["bits"] == 4 and manifest["codes:conv"]["nonlinearity"] == "relu"
+    one_pass = np.load(tmp_path / "run" / "record" / "codes_conv.npy")
+    probe = PlantedProbe()
+    inputs = (model.preprocess(torch.from_numpy(batch.images)) for batch in probe.batches(5))
+    reference = record_codes(model.module, "conv", inputs, soft=False)
+    np.testing.assert_array_equal(one_pass, reference.codes.words)
+    # a run recorded for neurons first gets the same codes from a second pass
+    dissect(model, PlantedProbe(), tmp_path / "again", _region_settings("neurons"), verbose=0)
+    batches.clear()
+    dissect(model, PlantedProbe(), tmp_path / "again", _region_settings(), verbose=0)
+    # the record stage was reused: the codes' own pass (6 batches) and one to find the nonlinearity
+    assert [n for n in batches if n > 1] == [4] * 7
+    np.testing.assert_array_equal(np.load(tmp_path / "again" / "record" / "codes_conv.npy"), one_pass)
+    first = pd.read_csv(tmp_path / "run" / "regions_conv.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "again" / "regions_conv.csv"), first)
+
+
+def test_an_interrupted_recording_resumes_its_codes(tmp_path) -> None:
+    dissect(planted_model(), PlantedProbe(), tmp_path / "whole", _region_settings(), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        dissect(planted_model(), PlantedProbe(fail_at=13), tmp_path / "resumed", _region_settings(), verbose=0)
+    manifest = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert manifest["record"]["completed"] == 12 and "codes:conv" not in manifest
+    model, batches = planted_model(), []
+    model.module.register_forward_pre_hook(lambda module, inputs: batches.append(len(inputs[0])))
+    dissect(model, PlantedProbe(), tmp_path / "resumed", _region_settings(), verbose=0)
+    assert [n for n in batches if n > 1] == [4] * 3  # the last 12 images, with their codes: no second pass
+    for name in ("record/codes_conv.npy", "record/conv.npy"):
+        np.testing.assert_array_equal(np.load(tmp_path / "resumed" / name), np.load(tmp_path / "whole" / name))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "resumed" / "regions_conv.csv"), pd.read_csv(tmp_path / "whole" / "regions_conv.csv")
+    )
+
+
 def test_clusters_are_assigned_beyond_the_fitted_sample() -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 3000)

@@ -109,3 +109,31 @@ def test_input_capture_and_keyword_batches() -> None:
     np.testing.assert_array_equal(codes.codes.unpack(), (model.lin(x) * -1.0).detach().numpy() > 0)
     with pytest.raises(ValueError, match="capture"):
         LayerRecorder(model, "act", capture="both")
+
+
+def test_outputs_and_nonlinearity_inputs_are_recorded_in_one_pass() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Conv2d(4, 2, 1), nn.ReLU()
+    )
+    model[1].running_mean.uniform_(-0.2, 0.2)
+    x = torch.randn(3, 2, 5, 5)
+    calls = []
+    model[4].register_forward_hook(lambda module, inputs, output: calls.append(1))
+    with LayerRecorder(model, ["0", "2"], inputs=["2", "4"]) as recorder:
+        outputs = recorder.run(x)
+    assert not calls and recorder.output is None  # the pass stopped at the last ReLU's input
+    with LayerRecorder(model, ["0", "2"]) as alone:
+        expected = alone.run(x)
+    with LayerRecorder(model, ["2", "4"], capture="input") as alone:
+        expected_inputs = alone.run(x)
+    for layer in ("0", "2"):
+        torch.testing.assert_close(outputs[layer], expected[layer], rtol=0, atol=0)
+    for layer in ("2", "4"):
+        torch.testing.assert_close(recorder.inputs[layer], expected_inputs[layer], rtol=0, atol=0)
+    # the in-place ReLU: its input (the code's pre-activation) was kept before the ReLU overwrote it
+    assert (recorder.inputs["2"] < 0).any() and (outputs["2"] >= 0).all()
+    with pytest.raises(ValueError, match="capture='output'"):
+        LayerRecorder(model, ["0"], capture="input", inputs=["2"])
+    with pytest.raises(ValueError, match="model has no layer 'nope'"):
+        LayerRecorder(model, ["0"], inputs=["nope"])

@@ -7,7 +7,10 @@ forward pass (a ReLU shared by two convolutions) is addressed per call: ``name``
 
 With ``capture="input"`` the recorder keeps the first tensor a module *receives* instead
 of what it returns (a forward pre-hook): the input of a nonlinearity is its pre-activation,
-whatever module or functional op produced it (:mod:`logiclens.polytope.hooked`).
+whatever module or functional op produced it (:mod:`logiclens.polytope.hooked`). Layers
+named in ``inputs`` are recorded by their input in the same pass as the others' outputs
+(:attr:`LayerRecorder.inputs`): a layer's activations and the codes at its nonlinearity
+from one forward pass.
 
 Hooks live only inside the ``with`` block and are removed on exit, exceptions included.
 Outputs are cloned (an in-place ReLU after the hooked module would otherwise overwrite
@@ -69,6 +72,9 @@ class LayerRecorder:
         Stop the forward pass once every requested layer has fired.
     capture : {"output", "input"}, default "output"
         Record what each module returns, or the first tensor it receives.
+    inputs : sequence of str, optional
+        More layers whose first input tensor is recorded in the same pass (with
+        ``capture="output"``); after :meth:`run` they are in :attr:`inputs`.
 
     Examples
     --------
@@ -79,7 +85,12 @@ class LayerRecorder:
     """
 
     def __init__(
-        self, model: nn.Module, layers: str | Sequence[str], stop_early: bool = True, capture: str = "output"
+        self,
+        model: nn.Module,
+        layers: str | Sequence[str],
+        stop_early: bool = True,
+        capture: str = "output",
+        inputs: Sequence[str] = (),
     ) -> None:
         if capture not in ("output", "input"):
             raise ValueError(f"capture must be 'output' or 'input', got {capture!r}")
@@ -88,28 +99,36 @@ class LayerRecorder:
         self.layers = [layers] if isinstance(layers, str) else list(layers)
         if not self.layers:
             raise ValueError("no layers to record")
+        self.input_layers = list(dict.fromkeys(inputs))
+        if self.input_layers and capture != "output":
+            raise ValueError("inputs are recorded next to outputs: use capture='output'")
         self.stop_early = stop_early
-        self._targets: dict[str, list[tuple[int, str]]] = {}
-        for layer in self.layers:
-            name, call = parse_layer_name(layer)
-            try:
-                model.get_submodule(name)
-            except AttributeError:
-                raise ValueError(
-                    f"model has no layer {name!r}; `logiclens layers MODEL` lists the layer names"
-                ) from None
-            self._targets.setdefault(name, []).append((call, layer))
+        # (kind, module name) -> [(call index, layer)]
+        self._targets: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for kind, names in ((capture, self.layers), ("input", self.input_layers)):
+            for layer in names:
+                name, call = parse_layer_name(layer)
+                try:
+                    model.get_submodule(name)
+                except AttributeError:
+                    raise ValueError(
+                        f"model has no layer {name!r}; `logiclens layers MODEL` lists the layer names"
+                    ) from None
+                self._targets.setdefault((kind, name), []).append((call, layer))
+        self._wanted = len(self.layers) + len(self.input_layers)
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._calls: dict[str, int] = {}
-        self._captured: dict[str, torch.Tensor] = {}
+        self._calls: dict[tuple[str, str], int] = {}
+        self._captured: dict[tuple[str, str], torch.Tensor] = {}
         #: the model's own output of the last :meth:`run` (its first tensor), when the pass ran to the end
         self.output: torch.Tensor | None = None
+        #: the inputs of the ``inputs`` layers in the last :meth:`run`
+        self.inputs: dict[str, torch.Tensor] = {}
 
     def __enter__(self) -> LayerRecorder:
-        for name in self._targets:
+        for kind, name in self._targets:
             module = self.model.get_submodule(name)
-            hook = self._hook_for(name)
-            if self.capture == "input":
+            hook = self._hook_for(kind, name)
+            if kind == "input":
                 handle = module.register_forward_pre_hook(lambda m, inputs, hook=hook: hook(m, inputs, inputs))
             else:
                 handle = module.register_forward_hook(hook)
@@ -121,17 +140,17 @@ class LayerRecorder:
             handle.remove()
         self._handles.clear()
 
-    def _hook_for(self, name: str):  # type: ignore[no-untyped-def]
+    def _hook_for(self, kind: str, name: str):  # type: ignore[no-untyped-def]
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            call = self._calls.get(name, 0)
-            self._calls[name] = call + 1
-            for wanted, layer in self._targets[name]:
+            call = self._calls.get((kind, name), 0)
+            self._calls[kind, name] = call + 1
+            for wanted, layer in self._targets[kind, name]:
                 if wanted == call:
                     tensor = _first_tensor(output)
                     if tensor is None:
                         raise TypeError(f"layer {layer!r} returned no tensor ({type(output).__name__})")
-                    self._captured[layer] = tensor.detach().clone().cpu()
-            if self.stop_early and len(self._captured) == len(self.layers):
+                    self._captured[kind, layer] = tensor.detach().clone().cpu()
+            if self.stop_early and len(self._captured) == self._wanted:
                 raise _StopForwardSignal
 
         return hook
@@ -147,6 +166,7 @@ class LayerRecorder:
         self._calls.clear()
         self._captured = {}
         self.output = None
+        self.inputs = {}
         was_training = self.model.training
         self.model.eval()
         try:
@@ -158,8 +178,10 @@ class LayerRecorder:
             pass
         finally:
             self.model.train(was_training)
-        missing = [layer for layer in self.layers if layer not in self._captured]
+        wanted = [(self.capture, layer) for layer in self.layers] + [("input", layer) for layer in self.input_layers]
+        missing = [layer for kind, layer in wanted if (kind, layer) not in self._captured]
         if missing:
-            calls = {name: self._calls.get(name, 0) for name in self._targets}
+            calls = {name: self._calls.get((kind, name), 0) for kind, name in self._targets}
             raise RuntimeError(f"layer(s) {missing} never fired; calls per module in this forward pass: {calls}")
-        return {layer: self._captured[layer] for layer in self.layers}
+        self.inputs = {layer: self._captured["input", layer] for layer in self.input_layers}
+        return {layer: self._captured[self.capture, layer] for layer in self.layers}

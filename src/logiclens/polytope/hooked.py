@@ -44,7 +44,15 @@ from logiclens.polytope import activations as act
 from logiclens.polytope.codes import PolytopeCodes, pack_bits, soft_code
 from logiclens.polytope.torch_adapter import activation_of
 
-__all__ = ["HookedCodes", "code_activation", "find_nonlinearity", "record_codes", "token_positions"]
+__all__ = [
+    "HookedCodes",
+    "code_activation",
+    "code_rows",
+    "find_nonlinearity",
+    "hard_code",
+    "record_codes",
+    "token_positions",
+]
 
 #: modules that may sit between a layer and its nonlinearity (per-position affine maps)
 PASS_THROUGH: tuple[type[nn.Module], ...] = (
@@ -194,9 +202,30 @@ class HookedCodes:
     activation: act.Activation
 
 
-def _rows(
-    z: NDArray[np.float32], first: int, lengths: NDArray[np.int64] | None, n_tokens: int | None, skip_tokens: int
+def hard_code(rows: NDArray[np.float32], activation: act.Activation) -> tuple[NDArray[np.uint64], int]:
+    """The packed hard code of pre-activation rows (rows, units): one bit per unit and breakpoint.
+
+    Returns
+    -------
+    words : uint64 array (rows, words)
+    n_bits : int
+    """
+    bits = (rows[..., None] > np.asarray(activation.breakpoints, np.float32)).reshape(len(rows), -1)
+    return pack_bits(bits), int(bits.shape[1])
+
+
+def code_rows(
+    z: NDArray[np.float32],
+    first: int = 0,
+    lengths: NDArray[np.int64] | None = None,
+    n_tokens: int | None = None,
+    skip_tokens: int = 0,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], tuple[int, ...]]:
+    """A batch of pre-activations as one row per position: ``(rows, positions, grid)``.
+
+    ``z`` is (n, C), (n, C, H, W) (rows in ``(input, i, j)`` order) or (n, T, C) (the chosen
+    tokens, :func:`token_positions`); ``first`` is the batch's first input.
+    """
     n = len(z)
     if z.ndim == 2:
         return z, (first + np.arange(n))[:, None], ()
@@ -286,16 +315,15 @@ def record_codes(
             else:
                 captured = recorder.run(batch)
             z = captured[name].float().numpy()
-            rows, index, grid = _rows(z, start, lengths, n_tokens, skip_tokens)
+            rows, index, grid = code_rows(z, start, lengths, n_tokens, skip_tokens)
             start += len(z)
-            bits = (rows[..., None] > np.asarray(kind.breakpoints, np.float32)).reshape(len(rows), -1)
-            words.append(pack_bits(bits))
+            packed, n_bits = hard_code(rows, kind)
+            words.append(packed)
             positions.append(index)
             if smooth and soft:
                 softs.append(soft_code(rows, kind.name).astype(np.float16))
             if keep_preactivations:
                 kept.append(rows.astype(np.float32, copy=False))
-    n_bits = int(bits.shape[1])
     codes = PolytopeCodes(np.concatenate(words), (name,), (n_bits,))
     result = HookedCodes(
         codes, np.concatenate(softs) if softs else None, np.concatenate(positions), grid, layer, name, kind

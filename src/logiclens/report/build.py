@@ -235,25 +235,33 @@ def build_report(
     return target
 
 
-def _regions_record(run: RunData, layer: str) -> dict[str, Any]:
-    """A layer's code-cluster units and the size-matched comparison, when the run made them."""
+def _regions_record(
+    run: RunData,
+    layer: LayerData,
+    concepts: Any,
+    source: ProbeDataset | list[TextRecord] | None,
+    top_examples: int,
+    folder: Path,
+) -> tuple[dict[str, Any], set[int]]:
+    """A layer's region units (as cards) and the size-matched comparison, when the run made them."""
     import pandas as pd
 
+    from logiclens.report.region_cards import region_cards
     from logiclens.runs import layout
 
-    comparison, regions = run.path / layout.comparison_file(layer), run.path / layout.regions_file(layer)
+    comparison, regions = run.path / layout.comparison_file(layer.name), run.path / layout.regions_file(layer.name)
     if not comparison.is_file() or not regions.is_file():
-        return {}
+        return {}, set()
     table = pd.read_csv(comparison)
-    units = pd.read_csv(regions, dtype={"unit": str})
-    units = units[units["family"] != "random subsets"]
-    columns = [c for c in ("family", "unit", "size", "formula", "iou", "heldout_iou", "p_value", "significant")
-               if c in units]  # fmt: skip
-    units = units.sort_values(["family", "iou"], ascending=[True, False])[columns]
+    examples = run.signatures if isinstance(source, ProbeDataset) else source
+    cards, shown, note = region_cards(
+        run.path, layer.name, layer.file_name, concepts, examples, top_examples, folder, run.heldout, run.text_level
+    )
     return {
         "comparison": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
-        "region_units": units.astype(object).where(units.notna(), None).to_dict(orient="records"),
-    }
+        "region_units": [card.to_dict() for card in cards],
+        "region_note": note,
+    }, shown
 
 
 def _build_layers(
@@ -283,7 +291,9 @@ def _build_layers(
             )
             shown |= images
         plots = _plots(layer, run, folder, detector_iou)
-        records.append({**_layer_record(layer, cards, plots, detector_iou), **_regions_record(run, layer.name)})
+        regions, region_images = _regions_record(run, layer, concepts, source, top_examples, folder)
+        shown |= region_images
+        records.append({**_layer_record(layer, cards, plots, detector_iou), **regions})
     if isinstance(source, ProbeDataset):
         write_probe_images(source, shown, folder, n_jobs, verbose)
     return records

@@ -17,7 +17,15 @@ from logiclens.report.examples import example_masks, image_statistics, range_sta
 from logiclens.report.parallel import run_tasks
 from logiclens.runs.reading import LayerData
 
-__all__ = ["bare_cards", "heldout_flags", "image_path", "layer_cards", "overlay_path", "stored_formula"]
+__all__ = [
+    "bare_cards",
+    "formula_signatures",
+    "heldout_flags",
+    "image_path",
+    "layer_cards",
+    "overlay_path",
+    "stored_formula",
+]
 
 _UNITS_PER_CHUNK = 256
 
@@ -66,7 +74,7 @@ def heldout_flags(heldout: NDArray[np.integer] | None, n_examples: int) -> NDArr
     return flags
 
 
-def _formula_signatures(concepts: ConceptSet, text: str, where: str) -> NDArray[np.bool_] | None:
+def formula_signatures(concepts: ConceptSet, text: str, where: str) -> NDArray[np.bool_] | None:
     """Where a formula holds, per signature; None for an empty formula (ReportError for a damaged one)."""
     formula = stored_formula(text, where)
     if formula is None:
@@ -170,7 +178,7 @@ def layer_cards(
     frames = np.bincount(units, minlength=len(cards))
     formulas = list(layer.results["formula"])
     signatures_of = {
-        u: _formula_signatures(
+        u: formula_signatures(
             concepts, formulas[u], f"results.csv, layer {layer.name}, unit {layer.results['unit'][u]}"
         )
         for u in range(len(cards))

@@ -24,7 +24,7 @@ from logiclens.report.examples import top_examples
 from logiclens.runs.reading import LayerData
 from logiclens.runs.texts import TextRecord, formula_concepts
 
-__all__ = ["TOKEN_WINDOW", "text_layer_cards", "top_text_examples"]
+__all__ = ["TOKEN_WINDOW", "fill_text_cards", "text_layer_cards", "top_text_examples"]
 
 #: token-level texts are shown this many tokens either side of their most active token
 TOKEN_WINDOW = 20
@@ -156,20 +156,45 @@ def text_layer_cards(
         )
     if level == "token" and any(r.n_positions != sum(len(s.tokens) for s in r.segments) for r in records):
         raise ReportError("texts.jsonl: a token-level record must cover one position per token")
-    top, top_values = top_text_examples(activations, offsets, layer.thresholds, top_k)
+    fill_text_cards(
+        cards, activations, offsets, layer.thresholds, list(layer.results["formula"]),
+        [f"results.csv, layer {layer.name}, unit {u}" for u in layer.results["unit"]],
+        concepts, records, top_k, level, heldout,
+    )  # fmt: skip
+    return cards
+
+
+def fill_text_cards(
+    cards: list[UnitCard],
+    activations: np.ndarray,
+    offsets: NDArray[np.int64],
+    thresholds: NDArray[np.floating],
+    formulas: Sequence[str],
+    where: Sequence[str],
+    concepts: ConceptSet,
+    records: Sequence[TextRecord],
+    top_k: int,
+    level: str,
+    heldout: NDArray[np.integer] | None = None,
+) -> None:
+    """Add the top-activating examples to the cards of units with ``activations`` (positions, units).
+
+    ``formulas`` and ``where`` (the row that holds each formula, for messages) are per unit;
+    ``offsets`` give each record's positions (see :func:`top_text_examples`).
+    """
+    top, top_values = top_text_examples(activations, offsets, thresholds, top_k)
     is_heldout = heldout_flags(heldout, len(records))
     for unit, card in enumerate(cards):
         examples = top[unit][top[unit] >= 0]
         if not len(examples):
             continue
-        where = f"results.csv, layer {layer.name}, unit {layer.results.at[unit, 'unit']}"
-        formula = stored_formula(str(layer.results.at[unit, "formula"]), where)
+        formula = stored_formula(str(formulas[unit]), where[unit])
         try:
             holds = concepts.mask(formula) if formula is not None else None
             witnesses = formula_concepts(formula, concepts) if formula is not None else frozenset()
         except (KeyError, ValueError):
             holds, witnesses = None, frozenset()
-        threshold = float(layer.thresholds[unit])
+        threshold = float(thresholds[unit])
         for example, value in zip(examples.tolist(), top_values[unit].tolist()):
             record, part = records[example], slice(offsets[example], offsets[example + 1])
             if level == "token":
@@ -191,4 +216,3 @@ def text_layer_cards(
                     heldout=bool(is_heldout[example]),
                 )
             )
-    return cards

@@ -17,6 +17,10 @@
 ``results_<layer>.csv``            one row per unit of the layer
 ``top_formulas_<layer>.csv``       the top formulas per unit
 ``best_by_length_<layer>.csv``     the best score per unit and exact formula length
+``regions_<layer>.csv``            code-cluster runs: region and direction units, one row each
+``region_masks_<layer>.npz``       and the positions each of them covers (for the report's cards)
+``comparison_<layer>.csv``         the size-matched comparison of the unit families
+``record/codes_<layer>.npy``       the layer's bit-packed spline codes per position
 ``results.csv``                    every layer's rows: written last, when the run is complete
 ``results.jsonl``                  the same units, one JSON record each, keyed ``model/layer/index``
 ``texts.jsonl``                    text runs: the probing texts and their concepts per token
@@ -131,6 +135,11 @@ def regions_file(layer: str) -> str:
 def comparison_file(layer: str) -> str:
     """The size-matched monosemanticity comparison of a layer's unit families."""
     return f"comparison_{layer_file_name(layer)}.csv"
+
+
+def region_masks_file(layer: str) -> str:
+    """Which positions belong to each row of :func:`regions_file` (:mod:`logiclens.runs.region_masks`)."""
+    return f"region_masks_{layer_file_name(layer)}.npz"
 
 
 def codes_file(layer: str) -> str:

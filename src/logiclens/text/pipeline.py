@@ -162,6 +162,8 @@ class TextExplanation:
         With a model: its output on every pair (saved as the run's predictions).
     targets : int64 (positions,) or None
         With a model: the gold class ids, -1 where none.
+    region_masks : bool ndarray (region units, positions) or None
+        The positions of each row of ``regions``.
     """
 
     explainer: ActiveUnitsExplainer
@@ -176,6 +178,7 @@ class TextExplanation:
     comparison: Any = None
     logits: NDArray[np.float32] | None = None
     targets: NDArray[np.int64] | None = None
+    region_masks: NDArray[np.bool_] | None = None
 
     def accuracy_correlation(self) -> tuple[float, float, int]:
         """Pearson r (with p and the number of units) between IoU and accuracy when active (searched units)."""
@@ -235,8 +238,8 @@ def _regions(
     groups: Any,
     settings: TextSettings,
     layer: str,
-) -> tuple[Any, Any]:
-    """Code clusters and baselines explained like the neurons, and the size-matched comparison."""
+) -> tuple[Any, Any, NDArray[np.bool_]]:
+    """Code clusters and baselines explained like the neurons, the size-matched comparison, and the units' masks."""
     import pandas as pd
 
     from logiclens.polytope.codes import PolytopeCodes
@@ -254,7 +257,7 @@ def _regions(
     frame.insert(frame.columns.get_loc("unit") + 1, "size", unit_masks.sum(axis=1))
     neurons = explainer.explanations_.assign(family="neurons", size=masks.sum(axis=1), layer=layer)
     comparison = size_matched_comparison(pd.concat([frame, neurons], ignore_index=True), concepts.n_positions)
-    return frame, comparison
+    return frame, comparison, unit_masks
 
 
 def _model_activations(
@@ -414,7 +417,7 @@ def explain_text(
     result.logits, result.targets = logits, gold
     if settings.units == "code-clusters":
         codes = _model_codes(model, table, layer) if model is not None else None
-        result.regions, result.comparison = _regions(
+        result.regions, result.comparison, result.region_masks = _regions(
             acts, masks, concepts, codes, explainer, examples, groups, settings, layer
         )
     if out is not None:
@@ -450,7 +453,10 @@ def _save(
     if result.regions is not None:
         from logiclens.core.io import atomic_write_text
         from logiclens.runs import layout
+        from logiclens.runs.region_masks import save_region_masks
 
+        names = [str(u) for u in result.regions["unit"]]
+        save_region_masks(Path(folder) / layout.region_masks_file(result.layer), result.region_masks, names)
         atomic_write_text(Path(folder) / layout.regions_file(result.layer), result.regions.to_csv(index=False))
         atomic_write_text(Path(folder) / layout.comparison_file(result.layer), result.comparison.to_csv(index=False))
     return folder

@@ -181,6 +181,32 @@
   });
   window.addEventListener("hashchange", function () { reveal(window.location.hash.slice(1)); });
 
+  /* region cards (code-cluster runs) sit in closed <details>; their examples are made when opened */
+  Array.prototype.forEach.call(document.querySelectorAll("details.region-cards"), function (details) {
+    details.addEventListener("toggle", function () {
+      if (details.open) { Array.prototype.forEach.call(details.querySelectorAll(".card"), materialise); }
+    });
+  });
+  function revealRegion(anchor) {
+    var card = document.getElementById(anchor);
+    var details = card && card.closest ? card.closest("details.region-cards") : null;
+    if (!details) { return; }
+    details.open = true;
+    materialise(card);
+  }
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest ? event.target.closest("a[href^='#r-']") : null;
+    if (link) { revealRegion(link.getAttribute("href").slice(1)); }
+  });
+  window.addEventListener("hashchange", function () {
+    if (window.location.hash.indexOf("#r-") === 0) { revealRegion(window.location.hash.slice(1)); }
+  });
+  if (window.location.hash.indexOf("#r-") === 0) {
+    revealRegion(window.location.hash.slice(1));
+    var regionCard = document.getElementById(window.location.hash.slice(1));
+    if (regionCard) { regionCard.scrollIntoView(); }
+  }
+
   var masks = field("toggle-masks");
   if (masks) {
     masks.addEventListener("change", function () { root.classList.toggle("hide-masks", !masks.checked); });

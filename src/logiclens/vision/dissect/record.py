@@ -5,6 +5,12 @@ over the probe writes the record files, and the concept set's running state is c
 with them, so that an interrupted pass resumes at the last checkpoint. With ``backend="ray"``
 the probe is recorded in shards on the cluster and merged into the same files
 (:mod:`logiclens.vision.dissect.shards`).
+
+With ``settings.units="code-clusters"`` the local pass also records each layer's codes
+(:func:`~logiclens.vision.dissect.recording.record_pass`) and finishes them as the
+``codes:<layer>`` stage that :func:`~logiclens.vision.dissect.regions.layer_codes` reads; a
+sharded pass, or a recording resumed from one made without codes, leaves them to that stage's
+own pass.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import time
 from typing import Any
 
 import numpy as np
+from numpy.lib.format import open_memmap
 from tqdm.auto import tqdm
 
 from logiclens.core.concepts import ConceptSet
@@ -22,11 +29,11 @@ from logiclens.core.io import atomic_savez, read_npz
 from logiclens.core.signatures import SignatureIndex
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
-from logiclens.vision.dissect.recording import ActivationFile, Store, predicting, record_pass
+from logiclens.vision.dissect.recording import ActivationFile, Store, code_nonlinearities, predicting, record_pass
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.probes.base import ProbeDataset
 
-__all__ = ["record_key", "record_stage"]
+__all__ = ["codes_key", "record_key", "record_stage"]
 
 
 def record_key(model: Any, probe: ProbeDataset, settings: DissectionSettings) -> str:
@@ -61,8 +68,10 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
         from logiclens.vision.dissect.shards import record_sharded
 
         store, index = record_sharded(run, key, model, probe, settings, verbose)
+        nonlinearities: dict[str, tuple[str, Any]] = {}  # the regions stage records the codes
     else:
-        store, index = _record_local(run, key, model, probe, settings, verbose)
+        nonlinearities = code_nonlinearities(model, probe, settings)
+        store, index, nonlinearities = _record_local(run, key, model, probe, settings, verbose, nonlinearities)
     concepts = ConceptSet._from_index(index, probe.concept_names, probe.concept_categories, None)
     concepts.save(run / layout.CONCEPTS)
     info: dict[str, Any] = {}
@@ -70,13 +79,39 @@ def record_stage(run: RunDirectory, model: Any, probe: ProbeDataset, settings: D
         info["dead_units"] = {layer: _dead_units(store.outputs[layer]) for layer in settings.layers}
     run.finish("record", key, [*store.files(settings.layers), layout.CONCEPTS], **info)
     shutil.rmtree(run / "record" / "shards", ignore_errors=True)  # merged: a sharded pass's own files
+    _finish_codes(run, key, store, nonlinearities)
     return key
 
 
+def codes_key(record_key: str, layer: str) -> str:
+    """The fingerprint of a layer's codes (stage ``codes:<layer>``) recorded with the record stage ``record_key``."""
+    return fingerprint("codes", record_key, layer)
+
+
+def _finish_codes(run: RunDirectory, key: str, store: Store, nonlinearities: dict[str, tuple[str, Any]]) -> None:
+    """Finish the ``codes:<layer>`` stage of every layer whose codes the pass recorded for all images."""
+    for layer, (name, activation) in nonlinearities.items():
+        grid = tuple(store.outputs[layer].shape[2:])
+        # a token layer (codes per token, not per grid cell), or no batch recorded here: the regions stage
+        # records the codes itself (and says why it cannot)
+        if layer not in store.code_bits or len(store.codes[layer]) != store.n * int(np.prod(grid)):
+            continue
+        store.codes[layer].flush()
+        run.finish(
+            f"codes:{layer}", codes_key(key, layer), [layout.codes_file(layer)], nonlinearity=name,
+            bits=store.code_bits[layer], grid=list(grid), activation=activation.name,
+        )  # fmt: skip
+
+
 def _record_local(
-    run: RunDirectory, key: str, model: Any, probe: ProbeDataset, settings: DissectionSettings, verbose: int
-) -> tuple[Store, SignatureIndex]:
-    """The pass in this process, checkpointed every ``settings.checkpoint_seconds``."""
+    run: RunDirectory, key: str, model: Any, probe: ProbeDataset, settings: DissectionSettings, verbose: int,
+    nonlinearities: dict[str, tuple[str, Any]],
+) -> tuple[Store, SignatureIndex, dict[str, tuple[str, Any]]]:  # fmt: skip
+    """The pass in this process, checkpointed every ``settings.checkpoint_seconds``.
+
+    Returns the store, the index and the layers whose codes the pass recorded for every image
+    (none when it resumed a recording made without them).
+    """
     state = run.stage("record", key)
     folder = run / "record"
     folder.mkdir(exist_ok=True)
@@ -86,8 +121,13 @@ def _record_local(
     resumed = _resume(run, settings.layers, predict, completed, n_images) if completed else None
     if resumed is not None:
         store, index = resumed
+        store.codes = _resume_codes(run, nonlinearities, completed)
+        if len(store.codes) < len(nonlinearities):  # recorded without codes so far: the regions stage records them
+            nonlinearities, store.codes = {}, {}
     else:
         completed = 0
+        for layer in nonlinearities:
+            (run / layout.codes_file(layer)).unlink(missing_ok=True)
         index = SignatureIndex(len(probe.concept_names))
         store = Store(run.path, 0, n_images, probe.mask_size, predict)
     last_checkpoint = time.monotonic()
@@ -108,9 +148,22 @@ def _record_local(
             last_checkpoint = time.monotonic()
 
     with progress:
-        record_pass(model, probe, settings, store, index, completed, n_images, on_batch)
+        record_pass(model, probe, settings, store, index, completed, n_images, on_batch, nonlinearities)
     checkpoint(n_images)
-    return store, index
+    return store, index, nonlinearities
+
+
+def _resume_codes(run: RunDirectory, nonlinearities: dict[str, Any], completed: int) -> dict[str, np.memmap]:
+    """The codes of an interrupted recording, for the layers whose file is there and long enough."""
+    codes = {}
+    for layer in nonlinearities:
+        try:
+            array = open_memmap(run / layout.codes_file(layer), mode="r+")
+        except (OSError, ValueError):
+            continue
+        if len(array) >= completed:
+            codes[layer] = array
+    return codes
 
 
 def _dead_units(array: np.ndarray) -> list[int]:

@@ -1,13 +1,15 @@
 """The regions stage (``units="code-clusters"``): code clusters of a layer as units, with baselines.
 
-Per layer: the codes of every (image, position) are recorded at the layer's nonlinearity
-(:func:`logiclens.polytope.hooked.record_codes`), clustered and turned, with the baselines of
+Per layer: the codes of every (image, position) at the layer's nonlinearity (recorded in the
+record stage's forward pass, or here by :func:`logiclens.polytope.hooked.record_codes` for a
+run recorded without them) are clustered and turned, with the baselines of
 :func:`logiclens.polytope.position_units.position_families`, into binary maps over the
 layer's grid. A map is 1 where the position belongs to the unit; it is upsampled bilinearly
 and thresholded at 0.5 like any unit's map, so the masks stage, the search, the held-out
 part and the null are exactly those of neurons. The layer's neurons themselves come from the
 usual stages of the same run. Writes ``regions_<layer>.csv`` (one row per unit, with
-``family`` and ``size``, in layer positions) and ``comparison_<layer>.csv`` (the size-matched
+``family`` and ``size``, in layer positions), ``region_masks_<layer>.npz`` (the positions of
+each of those units, for the report's cards) and ``comparison_<layer>.csv`` (the size-matched
 comparison of all families, neurons included).
 """
 
@@ -27,7 +29,9 @@ from logiclens.polytope.codes import PolytopeCodes
 from logiclens.polytope.position_units import position_families, size_matched_comparison
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
+from logiclens.runs.region_masks import save_region_masks
 from logiclens.vision.dissect.masks import count_unit_masks
+from logiclens.vision.dissect.record import codes_key
 from logiclens.vision.dissect.search import variants_of
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import Split
@@ -39,15 +43,19 @@ __all__ = ["family_maps", "layer_codes", "regions_stage"]
 def layer_codes(
     run: RunDirectory, model: Any, probe: ProbeDataset, layer: str, record_key: str, settings: DissectionSettings
 ) -> tuple[PolytopeCodes, tuple[int, ...]]:
-    """The layer's codes per (image, i, j), recorded once per record fingerprint (``record/codes_<layer>.npy``)."""
+    """The layer's codes per (image, i, j), recorded once per record fingerprint (``record/codes_<layer>.npy``).
+
+    Normally the record stage recorded them in its forward pass; a run recorded without them
+    (e.g. first dissected with ``units="neurons"``) gets them here, in a second pass.
+    """
     import torch
 
     from logiclens.polytope.hooked import record_codes
 
-    key = fingerprint("codes", record_key, layer)
+    key = codes_key(record_key, layer)
     path = run / layout.codes_file(layer)
-    state = run.stage(f"codes:{layer}", key)
-    if state and state.get("done"):
+    if run.is_done(f"codes:{layer}", key):  # recorded in the record stage's pass, or by an earlier run
+        state = run.stage(f"codes:{layer}", key)
         return PolytopeCodes(np.load(path), (state["nonlinearity"],), (int(state["bits"]),)), tuple(state["grid"])
     module = model.module.to(settings.device)
 
@@ -87,7 +95,7 @@ def regions_stage(
     regions = settings.regions
     key = fingerprint("regions", record_key, layer, regions.to_config(), split.key, result_params(settings.explainer))
     path = run / layout.regions_file(layer)
-    if run.is_done(f"regions:{layer}", key):
+    if run.is_done(f"regions:{layer}", key) and (run / layout.region_masks_file(layer)).is_file():
         return pd.read_csv(path, dtype={"unit": str})
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -122,13 +130,15 @@ def regions_stage(
     frame.insert(0, "family", family_of)
     frame.insert(0, "layer", layer)
     frame.insert(frame.columns.get_loc("unit") + 1, "size", masks.sum(axis=1))
+    save_region_masks(run / layout.region_masks_file(layer), masks, names, (h, w))
     atomic_write_text(path, frame.to_csv(index=False))
     comparison = size_matched_comparison(
         pd.concat([frame, _neuron_scores(neurons, run, layer)], ignore_index=True), n_images * h * w
     )
     atomic_write_text(run / layout.comparison_file(layer), comparison.to_csv(index=False))
     run.finish(
-        f"regions:{layer}", key, [layout.regions_file(layer), layout.comparison_file(layer)], units=len(frame),
+        f"regions:{layer}", key,
+        [layout.regions_file(layer), layout.region_masks_file(layer), layout.comparison_file(layer)], units=len(frame),
         seconds=timings, clustering=dict(info),
     )  # fmt: skip
     return frame
