@@ -20,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,8 +32,12 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _stages(model, probe, out: Path, settings) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """The stages of ``logiclens.vision.dissect.dissect``, timed (wall seconds)."""
+def _stages(model, probe, out: Path, settings, watch=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The stages of ``logiclens.vision.dissect.dissect``, timed (wall seconds).
+
+    ``watch(stage)``, if given, is a context manager entered around each stage ("record",
+    "masks", "search"; ``benchmarks/ray_memory.py`` samples the workers' memory in it).
+    """
     from logiclens.core.concepts import ConceptSet
     from logiclens.runs import layout
     from logiclens.runs.directory import RunDirectory
@@ -42,11 +47,13 @@ def _stages(model, probe, out: Path, settings) -> dict[str, float]:  # type: ign
     from logiclens.vision.dissect.split import split_stage
     from logiclens.vision.dissect.thresholds import thresholds_stage
 
+    watch = watch or (lambda stage: contextlib.nullcontext())
     shutil.rmtree(out, ignore_errors=True)
     run = RunDirectory(out)
     times: dict[str, float] = {}
     start = time.perf_counter()
-    record_key = record_stage(run, model, probe, settings, 0)
+    with watch("record"):
+        record_key = record_stage(run, model, probe, settings, 0)
     times["record"] = time.perf_counter() - start
     concepts = ConceptSet.load(run / layout.CONCEPTS)
     split = split_stage(run, record_key, probe, settings)
@@ -56,10 +63,12 @@ def _stages(model, probe, out: Path, settings) -> dict[str, float]:  # type: ign
         thresholds_key, thresholds, cuts = thresholds_stage(run, layer, record_key, probe.mask_size, settings, 0)
         times[f"thresholds {layer}"] = time.perf_counter() - start
         start = time.perf_counter()
-        masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, settings, 0)
+        with watch("masks"):
+            masks_key, masks = masks_stage(run, layer, thresholds_key, thresholds, cuts, concepts, split, settings, 0)
         times[f"masks {layer}"] = time.perf_counter() - start
         start = time.perf_counter()
-        tables.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, 0))
+        with watch("search"):
+            tables.append(search_stage(run, layer, masks_key, masks, concepts, thresholds, split, settings, 0))
         times[f"search {layer}"] = time.perf_counter() - start
     times["total"] = sum(times.values())
     (out / "results.csv").write_text("".join(t.to_csv(index=False) for t in tables), encoding="utf-8")
