@@ -89,18 +89,21 @@ class SignatureIndex:
         local, representatives = self._group(rows)
         global_ids = np.empty(len(representatives), np.int32)
         for i, row in enumerate(rows[representatives]):
-            concepts = row[row >= 0]
-            key = concepts.tobytes()
-            sig = self._ids.get(key)
-            if sig is None:
-                sig = len(self._concepts)
-                self._ids[key] = sig
-                self._concepts.append(concepts)
-            global_ids[i] = sig
+            global_ids[i] = self._id_of(row[row >= 0])
         ids = global_ids[local]
         self._count(ids)
         self.n_positions += n
         return ids
+
+    def _id_of(self, concepts: NDArray[np.int32]) -> int:
+        """The id of the signature of these (sorted) concepts, numbered next if it is new."""
+        key = concepts.tobytes()
+        sig = self._ids.get(key)
+        if sig is None:
+            sig = len(self._concepts)
+            self._ids[key] = sig
+            self._concepts.append(concepts)
+        return sig
 
     def _group(self, rows: NDArray[np.int32]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """Group identical rows: local group per row and one representative row per group."""
@@ -182,15 +185,7 @@ class SignatureIndex:
         """
         if other.n_concepts != self.n_concepts:
             raise ValueError(f"an index over {other.n_concepts} concepts cannot join one over {self.n_concepts}")
-        remap = np.empty(other.n_signatures, np.int32)
-        for i, concepts in enumerate(other._concepts):
-            key = concepts.tobytes()
-            sig = self._ids.get(key)
-            if sig is None:
-                sig = len(self._concepts)
-                self._ids[key] = sig
-                self._concepts.append(concepts)
-            remap[i] = sig
+        remap = np.array([self._id_of(concepts) for concepts in other._concepts], np.int32).reshape(-1)
         self._grow()
         np.add.at(self._weights, remap, other.weights())
         self.n_positions += other.n_positions
