@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from logiclens import CompositionalExplainer
 from logiclens.core.parallel import WorkerLostError, connect_ray, map_batches
@@ -151,3 +153,28 @@ def test_the_command_line_gives_the_same_outputs_on_ray(tmp_path) -> None:
             "--backend", "ray", "--ray-address", "127.0.0.1:9", "--out", str(tmp_path / "unreachable")]  # fmt: skip
     assert main(argv) == 2
     assert not (tmp_path / "unreachable").exists()
+
+
+class _ThreadCount(torch.nn.Module):
+    """A layer whose activation is the number of threads torch runs on (what CPU kernels' sums depend on)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * 0 + torch.get_num_threads()
+
+
+def test_shards_run_torch_on_the_drivers_threads(tmp_path) -> None:
+    from logiclens.runs.directory import RunDirectory
+    from logiclens.vision.dissect.record import record_stage
+    from logiclens.vision.models.base import ModelAdapter
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    module = torch.nn.Sequential()
+    module.add_module("count", _ThreadCount())
+    model = ModelAdapter(module, "threads", input_size=(16, 16), mean=(0.0,) * 3, std=(1.0,) * 3,
+                         default_layers=["count"])  # fmt: skip
+    for backend in ("local", "ray"):
+        settings = _settings(backend, layers=["count"], shard_images=4)
+        record_stage(RunDirectory(tmp_path / backend), model, PlantedProbe(n_images=12), settings, 0)
+    local, on_ray = (np.load(tmp_path / b / "record" / "count.npy") for b in ("local", "ray"))
+    assert (local == torch.get_num_threads()).all()
+    np.testing.assert_array_equal(on_ray, local)

@@ -108,6 +108,12 @@ def n_workers(backend: str, n_jobs: int = 1, address: str | None = None) -> int:
     return effective_n_jobs(n_jobs)
 
 
+def ray_node_cpus(address: str | None = None) -> int:
+    """The CPUs of the cluster's largest live node (what one task may ask for at most)."""
+    ray = connect_ray(address)
+    return max(1, *(int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")))
+
+
 def _call(job: Callable[[Any], Any], batch: Any) -> Any:
     return job(batch)
 
@@ -119,6 +125,7 @@ def map_batches(
     n_jobs: int = 1,
     address: str | None = None,
     gpus_per_task: float = 0.0,
+    cpus_per_task: float = 1.0,
 ) -> Iterator[R]:
     """``job(batch)`` for every batch, in batch order.
 
@@ -136,10 +143,12 @@ def map_batches(
         The Ray cluster (see :func:`connect_ray`).
     gpus_per_task : float
         GPUs each Ray task asks for (a task that runs a model on CUDA asks for one).
+    cpus_per_task : float
+        CPUs each Ray task asks for (a task that runs torch on several threads asks for them).
     """
     check_backend(backend, address)
     if backend == "ray":
-        yield from _map_ray(job, batches, address, gpus_per_task)
+        yield from _map_ray(job, batches, address, gpus_per_task, cpus_per_task)
         return
     from joblib import Parallel, delayed, effective_n_jobs
 
@@ -150,11 +159,11 @@ def map_batches(
     yield from Parallel(n_jobs=workers, return_as="generator")(delayed(_call)(job, batch) for batch in batches)
 
 
-def _map_ray(job: Callable[[B], R], batches: Sequence[B], address: str | None, gpus: float) -> Iterator[R]:
+def _map_ray(job: Callable[[B], R], batches: Sequence[B], address: str | None, gpus: float, cpus: float) -> Iterator[R]:
     ray = connect_ray(address)
     from ray.exceptions import RayTaskError, WorkerCrashedError
 
-    task = ray.remote(max_retries=RAY_TASK_RETRIES, num_cpus=1, num_gpus=gpus)(_call)
+    task = ray.remote(max_retries=RAY_TASK_RETRIES, num_cpus=cpus, num_gpus=gpus)(_call)
     job_ref = ray.put(job)  # once: every task reads the job (and its arrays) from the object store
     refs = [task.remote(job_ref, batch) for batch in batches]
     try:

@@ -3,7 +3,11 @@
 The probe's images are cut into shards of whole batches (``settings.shard_images``, rounded
 up to a multiple of the batch size, so that every batch is the one the local pass runs).
 Each shard is recorded by a Ray task (the model, the probe and the settings are put in the
-object store once; a task asks for a GPU when the device is CUDA) into its own folder
+object store once; a task asks for a GPU when the device is CUDA, and for as many CPUs as
+torch uses threads here (at most a node's CPUs), and runs torch on that many threads: CPU
+convolutions sum in an order that depends on the thread count, so this is what makes the
+activations bit for bit those of the local pass, on workers of the same CPU type) into its
+own folder
 ``record/shards/<i>/``: the same record files the local pass writes, for its images, with
 the signature ids of a :class:`~logiclens.core.signatures.SignatureIndex` of its own and
 that index's state; then ``done.json`` with the files' digests, written last. A worker holds
@@ -33,7 +37,7 @@ from tqdm.auto import tqdm
 from logiclens.core.batching import batch_slices
 from logiclens.core.fingerprint import file_digest
 from logiclens.core.io import atomic_savez, atomic_write_text, read_npz
-from logiclens.core.parallel import map_batches
+from logiclens.core.parallel import map_batches, ray_node_cpus
 from logiclens.core.signatures import SignatureIndex
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
@@ -63,10 +67,16 @@ def _folder(root: Path, shard: int) -> Path:
 class _RecordShard:
     """Picklable job: record one shard into its folder (see the module's docstring)."""
 
-    def __init__(self, root: Path, key: str, model: Any, probe: ProbeDataset, settings: DissectionSettings) -> None:
+    def __init__(
+        self, root: Path, key: str, model: Any, probe: ProbeDataset, settings: DissectionSettings, threads: int
+    ) -> None:
         self.root, self.key, self.model, self.probe, self.settings = root, key, model, probe, settings
+        self.threads = threads
 
     def __call__(self, shard: tuple[int, int, int]) -> int:
+        import torch
+
+        torch.set_num_threads(self.threads)  # the driver's: CPU kernels sum in an order that depends on it
         index_of, start, stop = shard
         folder = _folder(self.root, index_of)
         shutil.rmtree(folder, ignore_errors=True)
@@ -112,12 +122,18 @@ def record_sharded(
     missing = [shard for shard in shards if not _finished(run.path, key, shard)]
     if len(missing) < len(shards):
         run.log(f"{run.path}: reusing {len(shards) - len(missing)} of {len(shards)} recorded shards")
-    job = _RecordShard(run.path, key, model, probe, settings)
+    import torch
+
+    threads = min(torch.get_num_threads(), ray_node_cpus(settings.ray_address))
+    job = _RecordShard(run.path, key, model, probe, settings, threads)
     gpus = 1.0 if settings.device.startswith("cuda") else 0.0
     progress = tqdm(total=len(shards), initial=len(shards) - len(missing), desc="recording shards", unit="shard",
                     disable=None if verbose else True)  # fmt: skip
     with progress:
-        for _ in map_batches(job, missing, "ray", address=settings.ray_address, gpus_per_task=gpus):
+        tasks = map_batches(
+            job, missing, "ray", address=settings.ray_address, gpus_per_task=gpus, cpus_per_task=threads
+        )
+        for _ in tasks:
             progress.update(1)
     return _merge(run, shards, probe, settings, predicting(model, settings))
 
