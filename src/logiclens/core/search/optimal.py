@@ -1095,36 +1095,40 @@ def optimal_unit(
         num0, den0 = state["num"], state["den"]
         after = max_length - 2  # leaves after the pair
         dense = len(table) < _DENSE_BELOW
+        pos_order = np.full(len(table), -1)
+        pos_order[order] = np.arange(len(order))
+        pos_expand = np.full(len(table), -1)
+        pos_expand[expand] = np.arange(len(expand))
         if dense:
-            # few primitives: every pair is counted; the per-call cost of the blocks would not be repaid
+            # few primitives: every pair is a candidate; the per-call cost of the blocks would not be repaid
             search.cooccurrence_tables()
-            pair_rows = np.repeat(np.arange(len(order)), len(expand))
-            pair_cols = np.tile(np.arange(len(expand)), len(order))
-            pass_entry = np.ones((len(pair_rows), n_ops), bool)
+            rows = np.arange(len(order))
+            passing = np.ones((len(order), len(expand), n_ops), bool)
+            pair_rows, pair_cols = rows[:, None], np.arange(len(expand))[None, :]
         else:
             blocks = search.pair_block_bounds(num0, den0, order, after)
             if search.trace is not None:
                 trace_blocks(blocks, order, after, num0, den0)
             pair_rows, pair_cols, pass_entry = blocks.rows, blocks.cols, blocks.passing()
-        pos_order = np.full(len(table), -1)
-        pos_order[order] = np.arange(len(order))
-        pos_expand = np.full(len(table), -1)
-        pos_expand[expand] = np.arange(len(expand))
-        if max_length > 2:
+        if max_length > 2 and any(op in ("or", "and") for op in operators):
             # A OR B = B OR A, A AND B = B AND A: when the swap is in the space under an earlier first leaf,
             # its row holds the same formula and subtree
             swap_row = pos_order[expand[pair_cols]]
             later = (swap_row >= 0) & (swap_row < pair_rows) & (pos_expand[order[pair_rows]] >= 0)
             for o, op in enumerate(operators):
                 if op in ("or", "and"):
-                    pass_entry[:, o] &= ~later
-        alive_entry = pass_entry.any(axis=1)
-        rows = np.unique(pair_rows[alive_entry])
-        pos_row = np.full(len(order), -1)
-        pos_row[rows] = np.arange(len(rows))
-        passing = np.zeros((len(rows), len(expand), n_ops), bool)
-        sel = np.flatnonzero(alive_entry)
-        passing[pos_row[pair_rows[sel]], pair_cols[sel]] = pass_entry[sel]
+                    if dense:
+                        passing[..., o] &= ~later
+                    else:
+                        pass_entry[:, o] &= ~later
+        if not dense:
+            alive_entry = pass_entry.any(axis=1)
+            rows = np.unique(pair_rows[alive_entry])
+            pos_row = np.full(len(order), -1)
+            pos_row[rows] = np.arange(len(rows))
+            passing = np.zeros((len(rows), len(expand), n_ops), bool)
+            sel = np.flatnonzero(alive_entry)
+            passing[pos_row[pair_rows[sel]], pair_cols[sel]] = pass_entry[sel]
         sub = order[rows]
         search.global_cooccurrence()
         both = search.cooc_w[np.ix_(sub, expand)]
