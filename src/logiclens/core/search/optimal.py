@@ -95,7 +95,7 @@ class _BudgetError(Exception):
 _BLOCK = 32  # extension primitives per block of pairs
 _EXTRA_ROWS = 512  # up to this many primitives, the pairwise bounds also use the rows of the B of each pair
 _TOP = 4  # primitives of largest h(C) whose OR step on an AND pair is bounded one by one
-_DENSE_BELOW = 300  # below this many primitives the pair stage counts every pair (dense); from it, pair blocks
+_DENSE_BELOW = 160  # below this many primitives the pair stage counts every pair (dense); from it, pair blocks
 _WITHIN_BYTES = 256 * 2**20  # memory for cached |A AND C AND C'| tables (dense pair stage), per primitive table
 
 
