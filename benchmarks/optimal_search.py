@@ -22,6 +22,7 @@ import numpy as np
 
 from logiclens import ConceptSet
 from logiclens.core.masks import UnitMasks
+from logiclens.core.search import optimal as optimal_module
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, iou_of, search_unit
 from logiclens.core.search.optimal import ceiling, certify, optimal_unit
 
@@ -118,6 +119,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=None, help="seconds per unit for the certified search")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="time each step this many times, keep the fastest")
+    parser.add_argument(
+        "--compare-stages",
+        action="store_true",
+        help="also time the certified search with the dense pair stage and with the pair blocks forced, side by side",
+    )
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -139,6 +145,8 @@ def main() -> None:
     totals = np.zeros(3)
     wall = np.zeros(3)
     missed = 0
+    stage_totals = {"dense": 0.0, "blocks": 0.0}
+    stage_same = 0
     for u in range(args.units):
         sigs = counts.indices[counts.indptr[u] : counts.indptr[u + 1]]
         cnt = counts.data[counts.indptr[u] : counts.indptr[u + 1]]
@@ -148,6 +156,30 @@ def main() -> None:
             args.repeat, optimal_unit, table, sigs, cnt, settings, budget_seconds=args.budget, incumbent=beam
         )
         (cert_cpu, cert_wall), bound = _timed(args.repeat, certify, table, sigs, cnt, beam, settings)
+        if args.compare_stages:
+            same = True
+            for stage, below in (("dense", 2**62), ("blocks", 0)):
+                saved, optimal_module._DENSE_BELOW = optimal_module._DENSE_BELOW, below
+                try:
+                    (cpu, _), forced = _timed(
+                        args.repeat,
+                        optimal_unit,
+                        table,
+                        sigs,
+                        cnt,
+                        settings,
+                        budget_seconds=args.budget,
+                        incumbent=beam,
+                    )
+                finally:
+                    optimal_module._DENSE_BELOW = saved
+                stage_totals[stage] += cpu
+                same = same and (forced.status, forced.iou, forced.upper_bound) == (
+                    result.status,
+                    result.iou,
+                    result.upper_bound,
+                )
+            stage_same += same
         wall += [beam_wall, opt_wall, cert_wall]
         top = ceiling(sigs, cnt, concepts.signature_weights)
         times = np.array([beam_cpu, opt_cpu, cert_cpu])
@@ -164,6 +196,14 @@ def main() -> None:
     print("mean wall s/unit: beam {:.4f}, optimal {:.4f}, certify {:.4f}".format(*(wall / args.units)))
     print(f"ratios: optimal / beam {opt_s / beam_s:.2f}, certify / beam {cert_s / beam_s:.2f}")
     print(f"beam below the optimum on {missed}/{args.units} units")
+    if args.compare_stages:
+        dense_s, blocks_s = (stage_totals[k] / args.units for k in ("dense", "blocks"))
+        print(
+            f"pair stages (switch at {optimal_module._DENSE_BELOW} primitives, this problem {len(table)}): "
+            f"dense {dense_s:.4f}, blocks {blocks_s:.4f} CPU s/unit (beam excluded); blocks / dense "
+            f"{blocks_s / dense_s:.2f}; with the beam: dense {(beam_s + dense_s) / beam_s:.2f}x, blocks "
+            f"{(beam_s + blocks_s) / beam_s:.2f}x the beam; same status, IoU and bound on {stage_same}/{args.units}"
+        )
 
 
 if __name__ == "__main__":

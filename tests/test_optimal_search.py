@@ -7,6 +7,7 @@ with the code under test.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from logiclens import ConceptSet
 from logiclens.core.masks import UnitMasks
+from logiclens.core.search import optimal as optimal_module
 from logiclens.core.search.beam import BeamSettings, PrimitiveTable, search_unit
 from logiclens.core.search.optimal import _exceeds, _Search, ceiling, certify, optimal_unit, optimal_units
 
@@ -189,6 +191,43 @@ def test_optimum_equals_exhaustive_and_every_pruning_is_sound(problem):
     bound = certify(plain.table, plain.sigs, plain.counts, result.beam, plain.opts)
     assert _at_least(bound, want)
     assert bound >= result.beam_iou
+
+
+@contextmanager
+def _pair_stage(stage: str):
+    """Force the dense pair stage (every pair counted) or the pair blocks, whatever the problem's size."""
+    saved = optimal_module._DENSE_BELOW
+    optimal_module._DENSE_BELOW = 2**62 if stage == "dense" else 0
+    try:
+        yield
+    finally:
+        optimal_module._DENSE_BELOW = saved
+
+
+@HYPOTHESIS
+@given(problem=problems(max_k=8, lengths=(2, 3)))
+def test_dense_pair_stage_and_pair_blocks_give_the_same_certified_optimum(problem):
+    """Both pair stages against the exhaustive enumeration: same optimum, status, bound; every pruning sound."""
+    plain = Plain(*problem)
+    want = plain.best()
+    results = {}
+    for stage in ("dense", "dense again", "blocks"):  # again: with the |A AND C AND C'| tables cached
+        with _pair_stage(stage.split()[0]):
+            result = optimal_unit(plain.table, plain.sigs, plain.counts, plain.opts, trace=True)
+        results[stage] = result
+        if plain.m == 0 or want == 0:
+            assert result.status in ("empty", "no_match")
+            continue
+        assert result.status == "optimal"
+        assert result.iou == float(want) == result.upper_bound
+        assert plain.iou(plain.concepts.mask(result.best.formula)) == want
+        for kind, prefix, remaining, num, den in result.trace:
+            assert plain.subtree_best(plain.prefix_mask(prefix), remaining) <= Fraction(num, den), (stage, kind)
+    dense = results["dense"]
+    for other in (results["dense again"], results["blocks"]):
+        assert (dense.status, dense.iou, dense.upper_bound) == (other.status, other.iou, other.upper_bound)
+        if dense.best is not None:
+            assert (dense.best.size, dense.best.intersection) == (other.best.size, other.best.intersection)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

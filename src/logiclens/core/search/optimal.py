@@ -95,6 +95,8 @@ class _BudgetError(Exception):
 _BLOCK = 32  # extension primitives per block of pairs
 _EXTRA_ROWS = 512  # up to this many primitives, the pairwise bounds also use the rows of the B of each pair
 _TOP = 4  # primitives of largest h(C) whose OR step on an AND pair is bounded one by one
+_DENSE_BELOW = 160  # below this many primitives the pair stage counts every pair (dense); from it, pair blocks
+_WITHIN_BYTES = 256 * 2**20  # memory for cached |A AND C AND C'| tables (dense pair stage), per primitive table
 
 
 @dataclass
@@ -169,6 +171,7 @@ _PAIRS: weakref.WeakKeyDictionary[PrimitiveTable, tuple[NDArray[np.int64], NDArr
 )
 _COOC: weakref.WeakKeyDictionary[PrimitiveTable, NDArray[np.int64]] = weakref.WeakKeyDictionary()
 _BLOCKS: weakref.WeakKeyDictionary[PrimitiveTable, tuple] = weakref.WeakKeyDictionary()
+_WITHIN: weakref.WeakKeyDictionary[PrimitiveTable, dict[int, NDArray[np.int64]]] = weakref.WeakKeyDictionary()
 
 
 def _pair_codes(table: PrimitiveTable) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -653,9 +656,27 @@ class _Search:
         return out, target
 
     def cooccurrence_within(
-        self, members: NDArray[np.bool_], inside_u: NDArray[np.bool_], xs: NDArray[np.intp]
+        self,
+        members: NDArray[np.bool_],
+        inside_u: NDArray[np.bool_],
+        xs: NDArray[np.intp],
+        primitive: int | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Rows ``xs`` of |F AND C AND C'| and |M AND F AND C AND C'|, F given by its signatures."""
+        """Rows ``xs`` of |F AND C AND C'| and |M AND F AND C AND C'|, F given by its signatures.
+
+        When F is the primitive ``primitive``, the whole first table (the same for every unit) is
+        computed once and cached per primitive table, within a memory cap (the dense pair stage).
+        """
+        if primitive is not None:
+            cache = _WITHIN.setdefault(self.table, {})
+            if primitive not in cache:
+                every = np.arange(len(self.table))
+                within_w, _ = self.cooccurrence_within(members, inside_u[:0], every)
+                if (len(cache) + 1) * within_w.nbytes <= _WITHIN_BYTES:
+                    cache[primitive] = within_w
+            else:
+                within_w = cache[primitive]
+            return within_w[xs], self._rows_cooccurrence(self.unit_index[inside_u], self.m[inside_u], xs)
         if 2 * np.count_nonzero(members) <= len(members):
             within_w = self._rows_cooccurrence(self.all_rows[members], self.weights[members], xs)
         else:
@@ -966,11 +987,13 @@ def optimal_unit(
         c_hits: NDArray[np.int64],
         both: NDArray[np.int64],
         unit_both: NDArray[np.int64],
+        primitive: int | None = None,
     ) -> None:
         """Every extension of every surviving child H = F op C at once, from co-occurrence counts.
 
         |H AND C'| follows from |F AND C'|, |C AND C'| and |F AND C AND C'| (docs/search.md), so
-        one sparse product per F replaces a visit per child.
+        one sparse product per F replaces a visit per child. ``primitive``: F is this primitive and
+        its |F AND C AND C'| table may be cached.
         """
         index = np.flatnonzero(survive.ravel())
         if len(index) == 0:
@@ -978,7 +1001,7 @@ def optimal_unit(
         cs, os_ = np.divmod(index, n_ops)
         prims = expand[cs]
         xs, at = np.unique(prims, return_inverse=True)
-        within_w, within_m = search.cooccurrence_within(members, inside_u, xs)
+        within_w, within_m = search.cooccurrence_within(members, inside_u, xs, primitive)
         cols = expand
         gf_w, gf_m = within_w[np.ix_(at, cols)], within_m[np.ix_(at, cols)]
         g_w, g_m = search.cooc_w[np.ix_(prims, cols)], search.unit_rows(prims)[:, cols]
@@ -1042,54 +1065,70 @@ def optimal_unit(
         if max_nodes is not None and state["nodes"] >= max_nodes:
             raise _BudgetError
 
+    def trace_blocks(blocks: PairBlocks, order: NDArray[np.intp], after: int, num0: int, den0: int) -> None:
+        """Record the pairs pruned by the pair blocks (the sparse pair stage)."""
+        target = blocks.target
+        entries = set(zip(blocks.rows.tolist(), blocks.cols.tolist(), strict=True))
+        for r, j in zip(*np.nonzero(blocks.block <= target), strict=True):
+            for c in blocks.columns[j]:
+                for o, op in enumerate(operators):
+                    if (op != "and" or blocks.and_in_blocks) and (int(r), int(c)) not in entries:
+                        record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+        if "and" in operators and not blocks.and_in_blocks:
+            o = operators.index("and")
+            for r in range(len(order)):
+                for c in range(len(expand)):
+                    if (r, c) not in entries:
+                        record("and-pair", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
+        for i, o in zip(*np.nonzero(blocks.entry <= target), strict=True):
+            prefix = ((int(order[blocks.rows[i]]), -1), (int(expand[blocks.cols[i]]), int(o)))
+            record("pair-block", prefix, after, num0, den0)
+
     def pair_levels(order: NDArray[np.intp]) -> None:
-        """Lengths 2 and 3 from the root: blocks of pairs bounded first, then the pairs of the surviving blocks
-        counted exactly from co-occurrence counts, pairwise bounds on each one's extensions, and the extensions of
-        the survivors exactly, grouped by A.
+        """Lengths 2 and 3 from the root: blocks of pairs bounded first (from ``_DENSE_BELOW`` primitives on;
+        below, every pair is a candidate), then the candidate pairs counted exactly from co-occurrence counts,
+        pairwise bounds on each one's extensions, and the extensions of the survivors exactly, grouped by A.
         """
         nonlocal open_first
         check_budget()
         state["nodes"] += 1
         num0, den0 = state["num"], state["den"]
         after = max_length - 2  # leaves after the pair
-        blocks = search.pair_block_bounds(num0, den0, order, after)
-        target = blocks.target
-        if search.trace is not None:
-            entries = set(zip(blocks.rows.tolist(), blocks.cols.tolist(), strict=True))
-            for r, j in zip(*np.nonzero(blocks.block <= target), strict=True):
-                for c in blocks.columns[j]:
-                    for o, op in enumerate(operators):
-                        if (op != "and" or blocks.and_in_blocks) and (int(r), int(c)) not in entries:
-                            record("block", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
-            if "and" in operators and not blocks.and_in_blocks:
-                o = operators.index("and")
-                for r in range(len(order)):
-                    for c in range(len(expand)):
-                        if (r, c) not in entries:
-                            record("and-pair", ((int(order[r]), -1), (int(expand[c]), o)), after, num0, den0)
-            for i, o in zip(*np.nonzero(blocks.entry <= target), strict=True):
-                prefix = ((int(order[blocks.rows[i]]), -1), (int(expand[blocks.cols[i]]), int(o)))
-                record("pair-block", prefix, after, num0, den0)
-        pass_entry = blocks.passing()
+        dense = len(table) < _DENSE_BELOW
         pos_order = np.full(len(table), -1)
         pos_order[order] = np.arange(len(order))
         pos_expand = np.full(len(table), -1)
         pos_expand[expand] = np.arange(len(expand))
-        if max_length > 2:
+        if dense:
+            # few primitives: every pair is a candidate; the per-call cost of the blocks would not be repaid
+            search.cooccurrence_tables()
+            rows = np.arange(len(order))
+            passing = np.ones((len(order), len(expand), n_ops), bool)
+            pair_rows, pair_cols = rows[:, None], np.arange(len(expand))[None, :]
+        else:
+            blocks = search.pair_block_bounds(num0, den0, order, after)
+            if search.trace is not None:
+                trace_blocks(blocks, order, after, num0, den0)
+            pair_rows, pair_cols, pass_entry = blocks.rows, blocks.cols, blocks.passing()
+        if max_length > 2 and any(op in ("or", "and") for op in operators):
             # A OR B = B OR A, A AND B = B AND A: when the swap is in the space under an earlier first leaf,
             # its row holds the same formula and subtree
-            swap_row = pos_order[expand[blocks.cols]]
-            later = (swap_row >= 0) & (swap_row < blocks.rows) & (pos_expand[order[blocks.rows]] >= 0)
+            swap_row = pos_order[expand[pair_cols]]
+            later = (swap_row >= 0) & (swap_row < pair_rows) & (pos_expand[order[pair_rows]] >= 0)
             for o, op in enumerate(operators):
                 if op in ("or", "and"):
-                    pass_entry[:, o] &= ~later
-        alive_entry = pass_entry.any(axis=1)
-        rows = np.unique(blocks.rows[alive_entry])
-        pos_row = np.full(len(order), -1)
-        pos_row[rows] = np.arange(len(rows))
-        passing = np.zeros((len(rows), len(expand), n_ops), bool)
-        sel = np.flatnonzero(alive_entry)
-        passing[pos_row[blocks.rows[sel]], blocks.cols[sel]] = pass_entry[sel]
+                    if dense:
+                        passing[..., o] &= ~later
+                    else:
+                        pass_entry[:, o] &= ~later
+        if not dense:
+            alive_entry = pass_entry.any(axis=1)
+            rows = np.unique(pair_rows[alive_entry])
+            pos_row = np.full(len(order), -1)
+            pos_row[rows] = np.arange(len(rows))
+            passing = np.zeros((len(rows), len(expand), n_ops), bool)
+            sel = np.flatnonzero(alive_entry)
+            passing[pos_row[pair_rows[sel]], pair_cols[sel]] = pass_entry[sel]
         sub = order[rows]
         search.global_cooccurrence()
         both = search.cooc_w[np.ix_(sub, expand)]
@@ -1147,6 +1186,7 @@ def optimal_unit(
                 c_hits[row],
                 both[row],
                 unit_both[row],
+                j if dense else None,
             )
             open_first = open_first[open_first != j]
 
