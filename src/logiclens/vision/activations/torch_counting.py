@@ -2,13 +2,13 @@
 
 :class:`TorchActivePixels` is a drop-in for
 :func:`~logiclens.vision.activations.active.active_pixels` (same arguments, same pixels):
-the maps are upsampled in full on ``device`` with the float32 arithmetic of
-:class:`~logiclens.vision.activations.upsample.BilinearUpsampler` (each product and sum a
-separate elementwise operation in the same order, so every value is rounded as NumPy rounds
-it), compared with the thresholds there, and only the active pixels come back. Tied values
-of units whose ties are broken are resolved on the CPU with the same tie keys. The counts per
-signature are then tallied on the CPU as before, so a masks stage with ``count_device`` set
-writes the same counts as without.
+the maps are upsampled in full on ``device`` with
+:func:`~logiclens.vision.activations.upsample.bilinear_mix`, the NumPy path's float32
+arithmetic (each product and sum a separate elementwise operation in the same order, so every
+value is rounded as NumPy rounds it), compared with the thresholds there, and only the
+active pixels come back. Tied values of units whose ties are broken are resolved on the CPU
+with the same tie keys. The counts per signature are then tallied on the CPU as before, so a
+masks stage with ``count_device`` set writes the same counts as without.
 
 A GPU upsamples every pixel of every candidate map faster than the CPU upsamples only the
 blocks that can exceed the threshold; on the CPU the NumPy path is the faster one.
@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 
 from logiclens.vision.activations.ties import tie_keys
-from logiclens.vision.activations.upsample import BilinearUpsampler
+from logiclens.vision.activations.upsample import BilinearUpsampler, bilinear_mix
 
 __all__ = ["TorchActivePixels"]
 
@@ -59,14 +59,11 @@ class TorchActivePixels:
         """Every pixel of (n, h, w) float32 maps on the device, as ``upsampler(maps)`` computes it."""
         row_left, row_right, row_weight, row_rest, col_left, col_right, col_weight, col_rest = self._grid(upsampler)
         top, bottom = maps[:, row_left, :], maps[:, row_right, :]
-        top_left, top_right = top[:, :, col_left], top[:, :, col_right]
-        bottom_left, bottom_right = bottom[:, :, col_left], bottom[:, :, col_right]
-        col_weight, col_rest = col_weight[None, None, :], col_rest[None, None, :]
-        upper = top_left * col_rest + top_right * col_weight
-        lower = bottom_left * col_rest + bottom_right * col_weight
-        value = upper * row_rest[None, :, None] + lower * row_weight[None, :, None]
-        ceiling = torch.maximum(torch.maximum(top_left, top_right), torch.maximum(bottom_left, bottom_right))
-        return torch.minimum(value, ceiling)
+        corners = (top[:, :, col_left], top[:, :, col_right], bottom[:, :, col_left], bottom[:, :, col_right])
+        return bilinear_mix(
+            corners, row_weight[None, :, None], row_rest[None, :, None], col_weight[None, None, :],
+            col_rest[None, None, :], torch.maximum, torch.minimum,
+        )  # fmt: skip
 
     def __call__(
         self,
@@ -80,6 +77,9 @@ class TorchActivePixels:
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """(map index, flat pixel) of the active pixels, as ``active_pixels`` finds them."""
         maps = np.asarray(maps, dtype=np.float32)
+        if maps.ndim != 3 or maps.shape[1:] != upsampler.in_size:
+            h, w = upsampler.in_size
+            raise ValueError(f"expected maps of shape (n, {h}, {w}), got {maps.shape}")
         thresholds = np.asarray(thresholds, dtype=np.float32).reshape(-1)
         height, width = upsampler.out_size
         step = max(1, _PIXELS_PER_PIECE // (height * width))
@@ -104,9 +104,6 @@ class TorchActivePixels:
         tie_cuts: NDArray[np.float64] | None,
         unit_offset: int,
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        if maps.ndim != 3 or maps.shape[1:] != upsampler.in_size:
-            h, w = upsampler.in_size
-            raise ValueError(f"expected maps of shape (n, {h}, {w}), got {maps.shape}")
         with torch.no_grad():
             values = self.upsample(upsampler, torch.from_numpy(np.ascontiguousarray(maps)).to(self.device))
             values = values.reshape(len(maps), -1)

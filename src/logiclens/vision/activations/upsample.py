@@ -15,12 +15,14 @@ float32 arithmetic, pixel for pixel, so they agree exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BilinearUpsampler", "interpolation_matrix"]
+__all__ = ["BilinearUpsampler", "bilinear_mix", "interpolation_matrix"]
 
 
 def _axis_sources(n_in: int, n_out: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
@@ -69,6 +71,29 @@ class _Axis:
         return cls(left, right, weight, rest, starts, lengths, padded, valid)
 
 
+def bilinear_mix(
+    corners: tuple[Any, Any, Any, Any],
+    row_weight: Any,
+    row_rest: Any,
+    col_weight: Any,
+    col_rest: Any,
+    maximum: Callable[[Any, Any], Any] = np.maximum,
+    minimum: Callable[[Any, Any], Any] = np.minimum,
+) -> Any:
+    """The upsampled value from the four input cells around a pixel: the one arithmetic of every path.
+
+    Each product and sum in this order, in float32, then clipped to the largest cell. Arrays of
+    another library (torch tensors) give the same values with that library's ``maximum`` and
+    ``minimum``, every operation being elementwise and rounded the same way.
+    """
+    top_left, top_right, bottom_left, bottom_right = corners
+    top = top_left * col_rest + top_right * col_weight
+    bottom = bottom_left * col_rest + bottom_right * col_weight
+    value = top * row_rest + bottom * row_weight
+    ceiling = maximum(maximum(top_left, top_right), maximum(bottom_left, bottom_right))
+    return minimum(value, ceiling)
+
+
 class BilinearUpsampler:
     """Upsample (n, h, w) maps to (n, H, W), in full or only above a threshold.
 
@@ -95,21 +120,6 @@ class BilinearUpsampler:
             raise ValueError(f"expected maps of shape (n, {self.in_size[0]}, {self.in_size[1]}), got {maps.shape}")
         return maps
 
-    @staticmethod
-    def _mix(
-        corners: tuple[NDArray, NDArray, NDArray, NDArray],
-        row_weight: NDArray,
-        row_rest: NDArray,
-        col_weight: NDArray,
-        col_rest: NDArray,
-    ) -> NDArray[np.float32]:
-        top_left, top_right, bottom_left, bottom_right = corners
-        top = top_left * col_rest + top_right * col_weight
-        bottom = bottom_left * col_rest + bottom_right * col_weight
-        value = top * row_rest + bottom * row_weight
-        ceiling = np.maximum(np.maximum(top_left, top_right), np.maximum(bottom_left, bottom_right))
-        return np.minimum(value, ceiling)
-
     def __call__(self, maps: NDArray[np.floating]) -> NDArray[np.float32]:
         """Upsample every pixel of every map."""
         return self.grid_values(maps, np.arange(self.out_size[0]), np.arange(self.out_size[1]))
@@ -123,7 +133,7 @@ class BilinearUpsampler:
         top, bottom = maps[:, rows.left[row], :], maps[:, rows.right[row], :]
         left, right = cols.left[col], cols.right[col]
         corners = (top[:, :, left], top[:, :, right], bottom[:, :, left], bottom[:, :, right])
-        return self._mix(
+        return bilinear_mix(
             corners, rows.weight[row][None, :, None], rows.rest[row][None, :, None], cols.weight[col][None, None, :],
             cols.rest[col][None, None, :],
         )  # fmt: skip
@@ -160,7 +170,7 @@ class BilinearUpsampler:
             maps[index, bottom, left],
             maps[index, bottom, right],
         )
-        return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])
+        return bilinear_mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])
 
     def values_in_blocks(
         self,
@@ -184,7 +194,7 @@ class BilinearUpsampler:
         corners = tuple(
             maps[index, y, x][extra] for y, x in ((top, left), (top, right), (bottom, left), (bottom, right))
         )
-        return self._mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])  # type: ignore[arg-type]
+        return bilinear_mix(corners, rows.weight[row], rows.rest[row], cols.weight[col], cols.rest[col])  # type: ignore[arg-type]
 
     def _candidate_blocks(
         self, maps: NDArray[np.floating], lower: NDArray[np.float32]
@@ -201,7 +211,7 @@ class BilinearUpsampler:
         picked = tuple(c[index, block_row, block_col][:, None, None] for c in corners)
         y = rows.padded[block_row]  # (k, longest block of rows)
         x = cols.padded[block_col]
-        values = self._mix(
+        values = bilinear_mix(
             picked, rows.weight[y][:, :, None], rows.rest[y][:, :, None], cols.weight[x][:, None, :],
             cols.rest[x][:, None, :],
         )  # fmt: skip
