@@ -39,6 +39,11 @@ _TINY = 2.0**-120
 _TILE = 4
 
 
+def _span(a: NDArray, b: NDArray, c: NDArray, d: NDArray) -> tuple[NDArray, NDArray]:
+    """Elementwise smallest and largest of four arrays (a region's corners)."""
+    return np.minimum(np.minimum(a, b), np.minimum(c, d)), np.maximum(np.maximum(a, b), np.maximum(c, d))
+
+
 @dataclass
 class _Segments:
     """One axis cut into segments that each lie within one block (or one coarser segment)."""
@@ -179,8 +184,7 @@ class RegionGrid:
         low64, high64 = low.astype(np.float64), high.astype(np.float64)
         out: list[tuple[NDArray, NDArray, NDArray]] = []
         cells = up.block_cells(maps)
-        cell_lo = np.minimum(np.minimum(cells[0], cells[1]), np.minimum(cells[2], cells[3])).astype(np.float64)
-        cell_hi = np.maximum(np.maximum(cells[0], cells[1]), np.maximum(cells[2], cells[3])).astype(np.float64)
+        cell_lo, cell_hi = (bound.astype(np.float64) for bound in _span(*cells))
         scale = np.maximum(np.abs(cell_lo), np.abs(cell_hi)) * MARGIN + _TINY
         index, row, col = (a.ravel() for a in np.indices(cell_lo.shape))
         lo, hi, margin = cell_lo.ravel() - scale.ravel(), cell_hi.ravel() + scale.ravel(), scale.ravel()
@@ -194,14 +198,10 @@ class RegionGrid:
         index, row, col, parent = self._children(0, (index[rest], row[rest], col[rest]))
         margin = margin[rest][parent]
         rows, cols = self.rows[1], self.cols[1]
-        y0, y1 = rows.start[row], rows.start[row] + rows.length[row] - 1
-        x0, x1 = cols.start[col], cols.start[col] + cols.length[col] - 1
         grid = up.grid_values(maps, self._corner_rows, self._corner_cols)  # first and last pixels of tiles
         corners = np.stack([grid[index, 2 * row, 2 * col], grid[index, 2 * row, 2 * col + 1],
                             grid[index, 2 * row + 1, 2 * col], grid[index, 2 * row + 1, 2 * col + 1]], 1)  # fmt: skip
-        del y0, y1, x0, x1
-        lo = np.minimum(np.minimum(corners[:, 0], corners[:, 1]), np.minimum(corners[:, 2], corners[:, 3]))
-        hi = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), np.maximum(corners[:, 2], corners[:, 3]))
+        lo, hi = _span(corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3])
         lo, hi = lo.astype(np.float64) - 2 * margin, hi.astype(np.float64) + 2 * margin
         k, decided = classify_intervals(lo, hi, low64[index], high64[index])
         self.work["tiles"] += len(k)
@@ -218,8 +218,7 @@ class RegionGrid:
         values = up.values_in_blocks(maps, index, block_row, block_col, y[:, :, None], x[:, None, :])  # (n, T, T)
         r = _range_of(values, low[index], high[index])
         quarters = [r[:, dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]  # each (n, quad row, quad column)
-        lowest = np.minimum(np.minimum(quarters[0], quarters[1]), np.minimum(quarters[2], quarters[3]))
-        highest = np.maximum(np.maximum(quarters[0], quarters[1]), np.maximum(quarters[2], quarters[3]))
+        lowest, highest = _span(*quarters)
         quad_rows = self.rows[2].children[row][:, :2]
         quad_cols = self.cols[2].children[col][:, :2]
         real = (np.arange(2)[None, :, None] < self.rows[2].n_children[row][:, None, None]) & (
