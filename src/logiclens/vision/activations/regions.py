@@ -30,13 +30,14 @@ from numpy.typing import NDArray
 
 from logiclens.vision.activations.upsample import BilinearUpsampler
 
-__all__ = ["MARGIN", "RegionGrid", "classify_intervals"]
+__all__ = ["MARGIN", "TILE", "TINY", "RegionGrid", "classify_intervals"]
 
 #: relative widening of a region's corner interval (float32 rounding reaches about 7e-7)
 MARGIN = 2.0**-18
 #: absolute widening (covers rounding among subnormal numbers)
-_TINY = 2.0**-120
-_TILE = 4
+TINY = 2.0**-120
+#: side of a tile, in pixels
+TILE = 4
 
 
 def _span(a: NDArray, b: NDArray, c: NDArray, d: NDArray) -> tuple[NDArray, NDArray]:
@@ -129,7 +130,7 @@ class RegionGrid:
         height, width = upsampler.out_size
         self.rows = [_Segments.cut(row_start, row_length, max(height, 1))]
         self.cols = [_Segments.cut(col_start, col_length, max(width, 1))]
-        for size in (_TILE, 2):
+        for size in (TILE, 2):
             self.rows.append(_Segments.cut(self.rows[-1].start, self.rows[-1].length, size))
             self.cols.append(_Segments.cut(self.cols[-1].start, self.cols[-1].length, size))
         self.rows.append(_Segments.cut(self.rows[-1].start, self.rows[-1].length, 1))
@@ -185,7 +186,7 @@ class RegionGrid:
         out: list[tuple[NDArray, NDArray, NDArray]] = []
         cells = up.block_cells(maps)
         cell_lo, cell_hi = (bound.astype(np.float64) for bound in _span(*cells))
-        scale = np.maximum(np.abs(cell_lo), np.abs(cell_hi)) * MARGIN + _TINY
+        scale = np.maximum(np.abs(cell_lo), np.abs(cell_hi)) * MARGIN + TINY
         index, row, col = (a.ravel() for a in np.indices(cell_lo.shape))
         lo, hi, margin = cell_lo.ravel() - scale.ravel(), cell_hi.ravel() + scale.ravel(), scale.ravel()
         k, decided = classify_intervals(lo, hi, low64[index], high64[index])
@@ -211,7 +212,7 @@ class RegionGrid:
         # every pixel of the undecided tiles, then their quads and pixels
         rest = ~decided
         index, row, col = index[rest], row[rest], col[rest]
-        slots = np.arange(_TILE)
+        slots = np.arange(TILE)
         y = rows.start[row][:, None] + np.minimum(slots[None, :], rows.length[row][:, None] - 1)  # (n, T)
         x = cols.start[col][:, None] + np.minimum(slots[None, :], cols.length[col][:, None] - 1)
         block_row, block_col = rows.parent[row], cols.parent[col]

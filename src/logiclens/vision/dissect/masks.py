@@ -22,7 +22,7 @@ from logiclens.core.parallel import map_batches, n_workers
 from logiclens.runs import layout
 from logiclens.runs.directory import RunDirectory
 from logiclens.vision.activations.active import active_pixels
-from logiclens.vision.activations.counting import ActivePixels, UnitCountAccumulator
+from logiclens.vision.activations.counting import ActivePixels, UnitCountAccumulator, ranged_units_per_pass
 from logiclens.vision.activations.upsample import BilinearUpsampler
 from logiclens.vision.dissect.settings import DissectionSettings
 from logiclens.vision.dissect.split import Split
@@ -70,33 +70,54 @@ def count_unit_masks(
     """
     n_images, n_layer_units, h, w = activations.shape
     units = range(n_layer_units) if units is None else units
-    block = slice(units.start, units.stop)
     variants = variants or [np.arange(n_images)]
     upsampler = BilinearUpsampler((h, w), signatures.shape[1:])
-    accumulator = UnitCountAccumulator(
-        np.asarray(thresholds)[block], n_signatures, upsampler, len(variants),
-        None if tie_cuts is None else np.asarray(tie_cuts)[block],
-        None if ranges is None else (ranges[0][block], ranges[1][block]), units.start, active,
-    )  # fmt: skip
+    if ranges is None:
+        passes = [units]
+    else:  # the compiled ranged counts are dense: as many units at once as fit in their memory
+        per_pass = ranged_units_per_pass(ranges[0].shape[1], len(variants), n_signatures)
+        passes = [units[start : start + per_pass] for start in range(0, len(units), per_pass)]
     batches = batch_slices(n_images, batch_size)
-    for part in tqdm(batches, desc="unit masks", unit="batch", disable=None if verbose else True):
-        own = np.asarray(signatures[part])
-        maps_per_variant = []
-        for sources in variants:
-            batch_sources = sources[part]
-            if np.array_equal(batch_sources, np.arange(part.start, part.stop)):
-                maps_per_variant.append(own)
-                continue
-            ids = np.full_like(own, -1)
-            used = batch_sources >= 0
-            if used.any():
-                order = np.argsort(batch_sources[used])
-                read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
-                ids[np.flatnonzero(used)[order]] = read
-            maps_per_variant.append(ids)
-        accumulator.add(np.asarray(activations[part, block], dtype=np.float32), maps_per_variant, part.start)
-    names = [str(u) for u in units] if ranges is None else range_names(units, ranges[0].shape[1])
-    return [accumulator.unit_masks(names, variant) for variant in range(len(variants))]
+    progress = tqdm(
+        total=len(passes) * len(batches), desc="unit masks", unit="batch", disable=None if verbose else True
+    )
+    parts = []
+    for chosen in passes:
+        block = slice(chosen.start, chosen.stop)
+        accumulator = UnitCountAccumulator(
+            np.asarray(thresholds)[block], n_signatures, upsampler, len(variants),
+            None if tie_cuts is None else np.asarray(tie_cuts)[block],
+            None if ranges is None else (ranges[0][block], ranges[1][block]), chosen.start, active,
+        )  # fmt: skip
+        for part in batches:
+            maps_per_variant = _signature_maps(signatures, variants, part)
+            accumulator.add(np.asarray(activations[part, block], dtype=np.float32), maps_per_variant, part.start)
+            progress.update()
+        names = [str(u) for u in chosen] if ranges is None else range_names(chosen, ranges[0].shape[1])
+        parts.append([accumulator.unit_masks(names, variant) for variant in range(len(variants))])
+    progress.close()
+    if len(parts) == 1:
+        return parts[0]
+    return [UnitMasks.stack([part[v] for part in parts]) for v in range(len(variants))]
+
+
+def _signature_maps(signatures: np.ndarray, variants: list[np.ndarray], part: slice) -> list[np.ndarray]:
+    """Each variant's signature maps for a batch of images (-1 where an image is left out)."""
+    own = np.asarray(signatures[part])
+    maps_per_variant = []
+    for sources in variants:
+        batch_sources = sources[part]
+        if np.array_equal(batch_sources, np.arange(part.start, part.stop)):
+            maps_per_variant.append(own)
+            continue
+        ids = np.full_like(own, -1)
+        used = batch_sources >= 0
+        if used.any():
+            order = np.argsort(batch_sources[used])
+            read = np.asarray(signatures[batch_sources[used][order]])  # memmaps read fastest in order
+            ids[np.flatnonzero(used)[order]] = read
+        maps_per_variant.append(ids)
+    return maps_per_variant
 
 
 class _CountBlock:
