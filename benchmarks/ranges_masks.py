@@ -4,9 +4,10 @@ EfficientNet-Lite0's ``conv_head`` on the default probe (20 % held out, 20-permu
 22 variants) is recorded once (reused from ``--out`` when it is already there); thresholds
 are computed with ``ranges=1`` and ``ranges=K``; then the mask stage
 (:func:`~logiclens.vision.dissect.masks.count_unit_masks`) runs with each, alternating,
-``--repeats`` times in one process. Also reported: how the ranged counting split the work
-(blocks, tiles and quads decided as a whole, pixels evaluated one by one), on ``--sample``
-images.
+``--repeats`` times in one process (ranged: the compiled path where numba is installed).
+The NumPy ranged path runs ``--numpy-repeats`` times too, and its counts are compared with
+the compiled path's. Also reported: how the NumPy ranged counting split the work (blocks,
+tiles and quads decided as a whole, pixels evaluated one by one), on ``--sample`` images.
 
 Usage::
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranges", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default="/tmp/bench_ranges_masks")
+    parser.add_argument("--numpy-repeats", type=int, default=1, help="runs of the NumPy ranged path")
     parser.add_argument("--sample", type=int, default=20, help="images on which the work split is counted")
     args = parser.parse_args(argv)
 
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from logiclens.explain.compositional import CompositionalExplainer
     from logiclens.runs import layout
     from logiclens.runs.directory import RunDirectory
+    from logiclens.vision.activations.compiled_ranges import available
     from logiclens.vision.activations.regions import RegionGrid
     from logiclens.vision.activations.upsample import BilinearUpsampler
     from logiclens.vision.dissect.masks import count_unit_masks
@@ -71,22 +74,32 @@ def main(argv: list[str] | None = None) -> int:
     concepts = ConceptSet.load(base / layout.CONCEPTS)
     activations = np.load(base / layout.record_file(layer), mmap_mode="r")
     signatures = np.load(base / layout.SIGNATURES, mmap_mode="r")
-    times: dict[int, list[float]] = {1: [], args.ranges: []}
-    cpu: dict[int, list[float]] = {1: [], args.ranges: []}
-    for _ in range(args.repeats):
-        for k in (1, args.ranges):
-            thresholds, cuts, ranges = inputs[k]
-            start, start_cpu = time.perf_counter(), time.process_time()
-            count_unit_masks(
-                activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, ranges=ranges
-            )
-            times[k].append(time.perf_counter() - start)
-            cpu[k].append(time.process_time() - start_cpu)
+    runs = [("ranges_1", 1, None), (f"ranges_{args.ranges}", args.ranges, None)]
+    times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    cpu: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    plan = runs * args.repeats + [(f"ranges_{args.ranges}_numpy", args.ranges, False)] * args.numpy_repeats
+    results = {}
+    for name, k, compiled in plan:
+        thresholds, cuts, ranges = inputs[k]
+        start, start_cpu = time.perf_counter(), time.process_time()
+        results[name] = count_unit_masks(
+            activations, signatures, thresholds, concepts.n_signatures, split.variants, cuts, ranges=ranges,
+            compiled=compiled,
+        )  # fmt: skip
+        times.setdefault(name, []).append(time.perf_counter() - start)
+        cpu.setdefault(name, []).append(time.process_time() - start_cpu)
+    report["compiled"] = available()
     report["variants"] = len(split.variants)
-    report["masks_s"] = {f"ranges_{k}": v for k, v in times.items()}
-    report["masks_cpu_s"] = {f"ranges_{k}": v for k, v in cpu.items()}
-    report["ratio_best"] = min(times[args.ranges]) / min(times[1])
-    report["ratio_best_cpu"] = min(cpu[args.ranges]) / min(cpu[1])
+    report["masks_s"] = times
+    report["masks_cpu_s"] = cpu
+    ranged = f"ranges_{args.ranges}"
+    report["ratio_best"] = min(times[ranged]) / min(times["ranges_1"])
+    report["ratio_best_cpu"] = min(cpu[ranged]) / min(cpu["ranges_1"])
+    if args.numpy_repeats:
+        numpy_masks = results[f"{ranged}_numpy"]
+        report["numpy_counts_equal"] = all(
+            (a.counts != b.counts).nnz == 0 for a, b in zip(results[ranged], numpy_masks, strict=True)
+        )
     # how the ranged counting split the work, on the first images
     _, _, (low, high) = inputs[args.ranges]
     grid = RegionGrid(BilinearUpsampler(activations.shape[2:], signatures.shape[1:]))

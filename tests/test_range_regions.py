@@ -1,9 +1,12 @@
-"""Ranged counting by regions (blocks, tiles, quads, pixels) against a plain pixel-by-pixel count."""
+"""Ranged counting by regions, NumPy and compiled, against a plain pixel-by-pixel count."""
 
 import numpy as np
+import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logiclens.vision.activations import compiled_ranges, counting
 from logiclens.vision.activations.counting import UnitCountAccumulator
 from logiclens.vision.activations.regions import RegionGrid, classify_intervals
 from logiclens.vision.activations.upsample import BilinearUpsampler
@@ -61,12 +64,19 @@ def _ranged_case(draw):
     return maps, low, high, out, variants, n_signatures
 
 
+needs_numba = pytest.mark.skipif(not compiled_ranges.available(), reason="numba is not installed")
+ENGINES = [pytest.param(False, id="numpy"), pytest.param(True, id="compiled", marks=needs_numba)]
+
+
+@pytest.mark.parametrize("compiled", ENGINES)
 @given(case=_ranged_case())
 @settings(max_examples=150, deadline=None)
-def test_ranged_counts_by_regions_equal_a_plain_count(case) -> None:
+def test_ranged_counts_by_regions_equal_a_plain_count(compiled, case) -> None:
     maps, low, high, out, variants, n_signatures = case
     upsampler = BilinearUpsampler(maps.shape[2:], out)
-    accumulator = UnitCountAccumulator(np.zeros(maps.shape[1]), n_signatures, upsampler, 2, ranges=(low, high))
+    accumulator = UnitCountAccumulator(
+        np.zeros(maps.shape[1]), n_signatures, upsampler, 2, ranges=(low, high), compiled=compiled
+    )
     accumulator.add(maps, variants)
     expected = _plain_counts(maps, variants, low, high, upsampler, n_signatures)
     for v in range(2):
@@ -113,8 +123,6 @@ def test_classified_intervals_lie_where_they_are_said_to(lo, width, seed, k) -> 
 
 
 def test_units_assigned_block_by_block_count_the_same(monkeypatch) -> None:
-    from logiclens.vision.activations import counting
-
     monkeypatch.setattr(counting, "_UNITS_PER_ASSIGN", 2)  # five units: three blocks
     rng = np.random.default_rng(5)
     maps = rng.normal(size=(2, 5, 3, 4)).astype(np.float32)
@@ -122,8 +130,87 @@ def test_units_assigned_block_by_block_count_the_same(monkeypatch) -> None:
     high = np.tile(np.float32([-0.5, 0.3, 9]), (5, 1))
     ids = rng.integers(-1, 4, size=(2, 11, 13))
     upsampler = BilinearUpsampler((3, 4), (11, 13))
-    accumulator = UnitCountAccumulator(np.zeros(5), 4, upsampler, ranges=(low, high))
+    accumulator = UnitCountAccumulator(np.zeros(5), 4, upsampler, ranges=(low, high), compiled=False)
     accumulator.add(maps, ids)
     np.testing.assert_array_equal(
         accumulator.counts().toarray(), _plain_counts(maps, [ids], low, high, upsampler, 4)[0]
     )
+
+
+def _wide_case(n_units: int = 70, seed: int = 3):
+    """Many units (several compiled groups), post-ReLU maps (zeros in the gap) and signed ones, 4 variants."""
+    rng = np.random.default_rng(seed)
+    maps = rng.normal(size=(3, n_units, 5, 6)).astype(np.float32)
+    maps[:, ::2] = np.maximum(maps[:, ::2], 0)  # half the units: most pixels in no range
+    low = np.tile(np.float32([1e-6, 0.4, 1.1]), (n_units, 1))
+    high = np.tile(np.float32([0.35, 1.0, 9.0]), (n_units, 1))
+    low[1::2, 0] = -9  # the signed units: every value in some range but the gaps
+    low[3::4], high[3::4] = np.float32([-9, 0.2, np.inf]), np.float32([0.1, 9, -np.inf])  # an empty range
+    ids = rng.integers(-1, 7, size=(3, 37, 41))
+    variants = [ids, ids[::-1], np.full_like(ids, -1), np.where(ids > 2, ids, 0)]
+    return maps, low, high, variants, BilinearUpsampler((5, 6), (37, 41))
+
+
+@needs_numba
+def test_compiled_counts_of_many_units_equal_a_plain_count() -> None:
+    maps, low, high, variants, upsampler = _wide_case()
+    accumulator = UnitCountAccumulator(np.zeros(len(low)), 7, upsampler, 4, ranges=(low, high), compiled=True)
+    accumulator.add(maps[:2], [v[:2] for v in variants])
+    accumulator.add(maps[2:], [v[2:] for v in variants])  # counts add up across batches
+    expected = _plain_counts(maps, variants, low, high, upsampler, 7)
+    for v in range(4):
+        np.testing.assert_array_equal(accumulator.counts(v).toarray(), expected[v])
+
+
+@needs_numba
+def test_compiled_counts_widen_to_int64_before_they_could_overflow() -> None:
+    maps, low, high, variants, upsampler = _wide_case(n_units=4)
+    accumulator = UnitCountAccumulator(np.zeros(4), 7, upsampler, 4, ranges=(low, high), compiled=True)
+    accumulator._pixels_counted = 2**31 - 10  # as if billions of pixels had been counted
+    accumulator.add(maps, variants)
+    assert accumulator._dense.dtype == np.int64
+    np.testing.assert_array_equal(
+        accumulator.counts(0).toarray(), _plain_counts(maps, variants, low, high, upsampler, 7)[0]
+    )
+
+
+@needs_numba
+def test_count_unit_masks_in_passes_counts_the_same(monkeypatch) -> None:
+    from logiclens.vision.dissect.masks import count_unit_masks
+
+    maps, low, high, variants, _ = _wide_case(n_units=9)
+    signatures = variants[0]
+    sources = [np.arange(3), np.array([2, -1, 0])]
+    whole = count_unit_masks(maps, signatures, low[:, 0], 7, sources, ranges=(low, high), compiled=False)
+    row_bytes = 3 * len(sources) * 7 * 4
+    monkeypatch.setattr(counting, "DENSE_COUNTS_BYTES", 4 * row_bytes)  # four units a pass: three passes
+    assert counting.ranged_units_per_pass(3, len(sources), 7) == 4
+    passes = count_unit_masks(maps, signatures, low[:, 0], 7, sources, ranges=(low, high), compiled=True)
+    for a, b in zip(whole, passes, strict=True):
+        assert a.names == b.names
+        np.testing.assert_array_equal(a.counts.toarray(), b.counts.toarray())
+
+
+def test_compiled_counting_without_numba_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(compiled_ranges, "available", lambda: False)
+    upsampler = BilinearUpsampler((2, 2), (4, 4))
+    ranges = (np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="numba"):
+        UnitCountAccumulator(np.zeros(1), 3, upsampler, ranges=ranges, compiled=True)
+    assert UnitCountAccumulator(np.zeros(1), 3, upsampler, ranges=ranges)._kernel is None  # NumPy by default
+
+
+@needs_numba
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 150), columns=st.integers(1, 9), density=st.floats(0, 1))
+@settings(max_examples=60, deadline=None)
+def test_transposed_csr_equals_scipy(seed, rows, columns, density) -> None:
+    from logiclens.vision.activations.range_kernels import transposed_csr
+
+    rng = np.random.default_rng(seed)
+    counts = (rng.integers(1, 50, size=(3 * columns, rows)) * (rng.random((3 * columns, rows)) < density)).astype(
+        np.int32
+    )
+    indptr, indices, data = transposed_csr(counts, columns, columns)
+    got = sp.csr_array((data, indices, indptr), shape=(rows, columns))
+    assert got.has_sorted_indices and (got.data != 0).all()
+    np.testing.assert_array_equal(got.toarray(), counts[columns : 2 * columns].T)

@@ -1,18 +1,20 @@
 """Ranged counting compiled with numba: the fast path of :mod:`logiclens.vision.activations.regions`.
 
-The same regions and the same decisions: a block is decided from its four input cells, a
-4 x 4 tile of an undecided block from its corner pixels, both widened by
+The same bound: a block is decided from its four input cells, an 8 x 8 sub-block or a 4 x 4
+tile of an undecided block from its corner pixels, each widened by
 :data:`~logiclens.vision.activations.regions.MARGIN`; the pixels of undecided tiles are
 evaluated with the upsampler's float32 arithmetic. The counts are therefore the same as the
 NumPy path's (the tests check both against a pixel-by-pixel count).
 
-What makes it fast is how the signature maps are read. For each image, each variant's map
-is summarised once: per block, a histogram of its signatures; per tile, each signature's
-pixels as a 16-bit mask. A block decided for range k adds its histogram to row k of the unit;
-a tile decided for k adds its masks' pixel counts; an undecided tile builds one 16-bit mask
-per range from its evaluated pixels and adds the popcount of (range mask & signature mask).
-Counts go straight into a dense ``(units x K, variants x signatures)`` array, so there is no
-intermediate list of (row, column, count) triplets to merge.
+What makes it fast is how the signature maps are read. Each variant's map of an image is
+summarised once: per block and per sub-block, a histogram of its signatures; per tile, each
+signature's pixels as a 16-bit mask. A region decided for range k adds its histogram (a
+tile, its masks' popcounts); an undecided tile builds a 16-bit mask per range from its
+evaluated pixels and adds the popcount of (range mask & signature mask). The label that
+most of a unit's input cells take (a range, or the gap) is never counted: it is the image's
+counts less the other labels'. Counts go straight into a dense array, transposed
+``(variants x S, units x K)``, so that a group of units is added one contiguous run per
+column.
 
 numba is an optional dependency (the ``fast`` extra); :func:`available` says whether it is
 installed, and :class:`~logiclens.vision.activations.counting.UnitCountAccumulator` falls back

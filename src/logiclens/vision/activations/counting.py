@@ -32,12 +32,12 @@ _PAIRS_PER_CHUNK = 4096
 #: units of one image whose ranges are assigned together
 _UNITS_PER_ASSIGN = 2048
 #: most memory the compiled path's dense counts of one accumulator may take
-DENSE_COUNTS_BYTES = 2048 * 2**20
+DENSE_COUNTS_BYTES = 1024 * 2**20
 
 
-def ranged_units_per_pass(n_ranges: int, n_variants: int, n_signatures: int) -> int:
+def ranged_units_per_pass(n_ranges: int, n_variants: int, n_signatures: int, compiled: bool | None = None) -> int:
     """How many units one ranged accumulator may count at once (the compiled path keeps dense counts)."""
-    if not compiled_ranges.available():
+    if not (compiled_ranges.available() if compiled is None else compiled):
         return 2**62
     row_bytes = n_ranges * n_variants * n_signatures * np.dtype(np.int32).itemsize
     return max(1, DENSE_COUNTS_BYTES // row_bytes)
@@ -105,6 +105,8 @@ class UnitCountAccumulator:
             self.thresholds = low[:, 0]
             if compiled is None:
                 compiled = compiled_ranges.available()
+            elif compiled and not compiled_ranges.available():
+                raise ValueError("compiled ranged counting needs numba: pip install 'logiclens[fast]'")
             if compiled:
                 self._kernel = compiled_ranges.RangeKernel(upsampler)
             else:

@@ -36,6 +36,8 @@ def _classify(lo, hi, low, high):  # type: ignore[no-untyped-def]
     """The range holding all of [lo, hi] (float64), -1 where it meets no range, -2 undecided.
 
     The same decision as :func:`~logiclens.vision.activations.regions.classify_intervals`.
+    Also returns the last ranges starting at or below ``lo`` and ``hi`` (-1: none), between
+    which the range of any value in [lo, hi] lies.
     """
     below_lo = -1
     below_hi = -1
@@ -44,13 +46,13 @@ def _classify(lo, hi, low, high):  # type: ignore[no-untyped-def]
             below_lo = j
         if low[j] <= hi:
             below_hi = j
-    if below_lo != below_hi:
-        return -2
-    if below_lo >= 0 and hi <= high[below_lo]:
-        return below_lo
-    if below_lo < 0 or lo > high[below_lo]:
-        return -1
-    return -2
+    k = -2
+    if below_lo == below_hi:
+        if below_lo >= 0 and hi <= high[below_lo]:
+            k = below_lo
+        elif below_lo < 0 or lo > high[below_lo]:
+            k = -1
+    return k, below_lo, below_hi
 
 
 @_jit
@@ -164,8 +166,11 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
     n_signatures : int
 
     Per image, the (variant, signature) columns its maps hold are numbered locally; each group
-    of :data:`GROUP` units is counted into a small (GROUP x K, local columns) scratch array
-    (a unit's rows stay in cache), then added to ``counts``, one contiguous run per column.
+    of :data:`GROUP` units is counted into a small (GROUP x (K + 1), local columns) scratch
+    array (a unit's rows stay in cache; row K is the gap, the pixels in no range), then added
+    to ``counts``, one contiguous run per column. Every pixel has one label (a range or the
+    gap), so one label per unit, the one most of its input cells take, is never counted:
+    it is the image's counts less the other labels'. That halves the work or better.
     """
     row_left, row_right, row_weight, row_rest = sources[0]
     col_left, col_right, col_weight, col_rest = sources[1]
@@ -187,16 +192,20 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
     tile_ptr, tile_column, tile_mask = merged_tiles = _merged(n_variants, per_tile[0].shape[1] - 1, pixels)
     local_of = np.full(counts.shape[0], -1, np.int64)
     global_of = np.empty(min(counts.shape[0], n_variants * pixels), np.int64)
-    scratch = np.zeros(GROUP * k_ranges * global_of.shape[0], counts.dtype)
+    labels = k_ranges + 1  # the ranges, then the gap (pixels in none)
+    scratch = np.zeros(GROUP * labels * global_of.shape[0], counts.dtype)
+    image_count = np.zeros(global_of.shape[0], counts.dtype)
     tally = np.zeros(n_signatures, np.int64)
     used = np.empty(n_variants, np.int64)
-    range_mask = np.empty(k_ranges, np.int64)
-    present = np.empty(k_ranges, np.int64)
+    range_mask = np.empty(labels, np.int64)
+    present = np.empty(labels, np.int64)
+    votes = np.empty(labels, np.int64)
     # corner values of the tiles of one block: first and last pixel row x first and last pixel column
     edge_top = np.empty(2 * n_tile_cols, np.float32)
     edge_bottom = np.empty(2 * n_tile_cols, np.float32)
     edges = np.empty((2 * tile_rows[0].shape[0], 2 * n_tile_cols), np.float32)
     top_row = np.empty(TILE, np.float32)
+    tile_values = np.empty(TILE * TILE, np.float32)
     bottom_row = np.empty(TILE, np.float32)
     for image in range(n_images):
         n_used = 0
@@ -212,12 +221,24 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
         n_local = _merge(used, n_used, *per_block, n_signatures, local_of, global_of, 0, merged_blocks)
         n_local = _merge(used, n_used, *per_sub, n_signatures, local_of, global_of, n_local, merged_subs)
         n_local = _merge(used, n_used, *per_tile, n_signatures, local_of, global_of, n_local, merged_tiles)
+        image_count[:n_local] = 0
+        for e in range(block_ptr[-1]):
+            image_count[block_column[e]] += block_count[e]
         for group_start in range(0, n_units, GROUP):
             group_end = min(group_start + GROUP, n_units)
             for unit in range(group_start, group_end):
                 cells = maps[image, unit]
                 unit_low, unit_high, unit_low64, unit_high64 = low[unit], high[unit], low64[unit], high64[unit]
-                slot = (unit - group_start) * k_ranges
+                slot = (unit - group_start) * labels
+                # the label that most input cells take is left out, then counted as the rest of the image
+                votes[:] = 0
+                for y in range(cells.shape[0]):
+                    for x in range(cells.shape[1]):
+                        r = 0
+                        while r + 1 < k_ranges and cells[y, x] >= unit_low[r + 1]:
+                            r += 1
+                        votes[r if unit_low[r] <= cells[y, x] <= unit_high[r] else k_ranges] += 1
+                skip = np.argmax(votes)
                 for br in range(block_rows[0].shape[0]):
                     top, bottom = row_left[block_rows[0][br]], row_right[block_rows[0][br]]
                     for bc in range(n_block_cols):
@@ -226,13 +247,13 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
                         lo = np.float64(min(min(tl, tr), min(bl, brc)))
                         hi = np.float64(max(max(tl, tr), max(bl, brc)))
                         margin = max(abs(lo), abs(hi)) * MARGIN + TINY
-                        k = _classify(lo - margin, hi + margin, unit_low64, unit_high64)
-                        if k == -1:
-                            continue
-                        if k >= 0:
-                            block = br * n_block_cols + bc
-                            for e in range(block_ptr[block], block_ptr[block + 1]):
-                                scratch[(slot + k) * n_local + block_column[e]] += block_count[e]
+                        k = _classify(lo - margin, hi + margin, unit_low64, unit_high64)[0]
+                        if k != -2:
+                            label = k if k >= 0 else k_ranges
+                            if label != skip:
+                                block = br * n_block_cols + bc
+                                for e in range(block_ptr[block], block_ptr[block + 1]):
+                                    scratch[(slot + label) * n_local + block_column[e]] += block_count[e]
                             continue
                         ceiling = max(max(tl, tr), max(bl, brc))
                         # the corner pixels of every tile of the block, as upsampled
@@ -261,13 +282,13 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
                                 c0, c1, c2, c3 = edges[i0, j0], edges[i0, j1], edges[i1, j0], edges[i1, j1]
                                 lo = np.float64(min(min(c0, c1), min(c2, c3))) - 2 * margin
                                 hi = np.float64(max(max(c0, c1), max(c2, c3))) + 2 * margin
-                                k = _classify(lo, hi, unit_low64, unit_high64)
-                                if k == -1:
-                                    continue
-                                if k >= 0:
-                                    sub = s_row * n_sub_cols + s_col
-                                    for e in range(sub_ptr[sub], sub_ptr[sub + 1]):
-                                        scratch[(slot + k) * n_local + sub_column[e]] += sub_count[e]
+                                k = _classify(lo, hi, unit_low64, unit_high64)[0]
+                                if k != -2:
+                                    label = k if k >= 0 else k_ranges
+                                    if label != skip:
+                                        sub = s_row * n_sub_cols + s_col
+                                        for e in range(sub_ptr[sub], sub_ptr[sub + 1]):
+                                            scratch[(slot + label) * n_local + sub_column[e]] += sub_count[e]
                                     continue
                                 for t_row in range(sub_rows[2][s_row], sub_rows[2][s_row + 1]):
                                     i = 2 * (t_row - first_tile_row)
@@ -282,38 +303,39 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
                                         )
                                         lo = np.float64(min(min(c0, c1), min(c2, c3))) - 2 * margin
                                         hi = np.float64(max(max(c0, c1), max(c2, c3))) + 2 * margin
-                                        k = _classify(lo, hi, unit_low64, unit_high64)
-                                        if k == -1:
-                                            continue
+                                        k, below_lo, below_hi = _classify(lo, hi, unit_low64, unit_high64)
                                         tile = t_row * n_tile_cols + t_col
                                         first, last = tile_ptr[tile], tile_ptr[tile + 1]
-                                        if k >= 0:
-                                            for e in range(first, last):
-                                                scratch[(slot + k) * n_local + tile_column[e]] += _popcount(
-                                                    tile_mask[e]
-                                                )
+                                        if k != -2:
+                                            label = k if k >= 0 else k_ranges
+                                            if label != skip:
+                                                row = (slot + label) * n_local
+                                                for e in range(first, last):
+                                                    scratch[row + tile_column[e]] += _popcount(tile_mask[e])
                                             continue
                                         # a tile that may cross a bound: its pixels, as upsampled
                                         xa, width = tile_cols[0][t_col], tile_cols[1][t_col]
                                         for dx in range(width):
                                             top_row[dx] = tl * col_rest[xa + dx] + tr * col_weight[xa + dx]
                                             bottom_row[dx] = bl * col_rest[xa + dx] + brc * col_weight[xa + dx]
-                                        for r in range(k_ranges):
-                                            range_mask[r] = 0
+                                        range_mask[:] = 0
                                         for dy in range(height):
                                             rest, weight = row_rest[ya + dy], row_weight[ya + dy]
                                             for dx in range(width):
                                                 value = top_row[dx] * rest + bottom_row[dx] * weight
-                                                if value > ceiling:
-                                                    value = ceiling
-                                                r = 0
-                                                while r + 1 < k_ranges and value >= unit_low[r + 1]:
+                                                tile_values[dy * TILE + dx] = min(value, ceiling)
+                                        for dy in range(height):
+                                            for dx in range(width):
+                                                value = tile_values[dy * TILE + dx]
+                                                r = max(below_lo, 0)  # the tile's values lie in [lo, hi]
+                                                while r < below_hi and value >= unit_low[r + 1]:
                                                     r += 1
-                                                if value >= unit_low[r] and value <= unit_high[r]:
-                                                    range_mask[r] |= 1 << (dy * TILE + dx)
+                                                if not (value >= unit_low[r] and value <= unit_high[r]):
+                                                    r = k_ranges
+                                                range_mask[r] |= 1 << (dy * TILE + dx)
                                         n_present = 0
-                                        for r in range(k_ranges):
-                                            if range_mask[r]:
+                                        for r in range(labels):
+                                            if range_mask[r] and r != skip:
                                                 present[n_present] = r
                                                 n_present += 1
                                         for p in range(n_present):
@@ -323,19 +345,30 @@ def count(maps, ids, low, high, sources, blocks, subs, tiles, counts, n_signatur
                                                 scratch[(slot + r) * n_local + tile_column[e]] += _popcount(
                                                     in_range & tile_mask[e]
                                                 )
-            width = (group_end - group_start) * k_ranges
+                if skip < k_ranges:
+                    for c in range(n_local):
+                        rest = image_count[c]
+                        for r in range(labels):
+                            rest -= scratch[(slot + r) * n_local + c]
+                        scratch[(slot + skip) * n_local + c] = rest
+                        scratch[(slot + k_ranges) * n_local + c] = 0
             for c in range(n_local):
-                target = counts[global_of[c], group_start * k_ranges : group_start * k_ranges + width]
-                for j in range(width):
-                    target[j] += scratch[j * n_local + c]
-                    scratch[j * n_local + c] = 0
+                target = counts[global_of[c], group_start * k_ranges : group_end * k_ranges]
+                for u in range(group_end - group_start):
+                    for r in range(k_ranges):
+                        target[u * k_ranges + r] += scratch[(u * labels + r) * n_local + c]
+                        scratch[(u * labels + r) * n_local + c] = 0
         for c in range(n_local):
             local_of[global_of[c]] = -1
 
 
 @_jit
 def transposed_csr(counts, first, n_columns):  # type: ignore[no-untyped-def]
-    """``counts[first : first + n_columns].T`` as CSR parts (indptr, int32 indices, int64 data)."""
+    """``counts[first : first + n_columns].T`` as CSR parts (indptr, int32 indices, int64 data).
+
+    Rows are transposed a block at a time into a small buffer, then compacted without branches
+    (every entry is written, the next write replaces a zero; one slot of slack at the end).
+    """
     n_rows = counts.shape[1]
     indptr = np.zeros(n_rows + 1, np.int64)
     for c in range(first, first + n_columns):
@@ -343,13 +376,20 @@ def transposed_csr(counts, first, n_columns):  # type: ignore[no-untyped-def]
             indptr[r + 1] += counts[c, r] != 0
     for r in range(n_rows):
         indptr[r + 1] += indptr[r]
-    fill = indptr[:-1].copy()
-    indices = np.empty(indptr[n_rows], np.int32)
-    data = np.empty(indptr[n_rows], np.int64)
-    for c in range(first, first + n_columns):
-        for r in range(n_rows):
-            if counts[c, r] != 0:
-                indices[fill[r]] = c - first
-                data[fill[r]] = counts[c, r]
-                fill[r] += 1
-    return indptr, indices, data
+    indices = np.empty(indptr[n_rows] + 1, np.int32)
+    data = np.empty(indptr[n_rows] + 1, np.int64)
+    block = 64
+    buffer = np.empty((block, n_columns), counts.dtype)
+    for row_start in range(0, n_rows, block):
+        rows = min(block, n_rows - row_start)
+        for c in range(n_columns):
+            for r in range(rows):
+                buffer[r, c] = counts[first + c, row_start + r]
+        for r in range(rows):
+            position = indptr[row_start + r]
+            for c in range(n_columns):
+                value = buffer[r, c]
+                indices[position] = c
+                data[position] = value
+                position += value != 0
+    return indptr, indices[:-1], data[:-1]

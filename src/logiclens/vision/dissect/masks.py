@@ -42,6 +42,7 @@ def count_unit_masks(
     ranges: tuple[np.ndarray, np.ndarray] | None = None,
     units: range | None = None,
     active: ActivePixels = active_pixels,
+    compiled: bool | None = None,
 ) -> list[UnitMasks]:
     """Upsample, threshold and count every unit's active pixels per signature.
 
@@ -63,6 +64,11 @@ def count_unit_masks(
         Count only these consecutive units of the layer (default: all); the rows are theirs.
     active : callable
         Computes the active pixels (see :class:`~logiclens.vision.activations.counting.UnitCountAccumulator`).
+    compiled : bool, optional
+        Count ranges with the compiled kernel or with NumPy (default: compiled where numba is
+        installed; the counts are the same). The compiled counts are dense, so the units are
+        counted in passes that fit
+        :data:`~logiclens.vision.activations.counting.DENSE_COUNTS_BYTES`.
 
     Returns
     -------
@@ -75,7 +81,7 @@ def count_unit_masks(
     if ranges is None:
         passes = [units]
     else:  # the compiled ranged counts are dense: as many units at once as fit in their memory
-        per_pass = ranged_units_per_pass(ranges[0].shape[1], len(variants), n_signatures)
+        per_pass = ranged_units_per_pass(ranges[0].shape[1], len(variants), n_signatures, compiled)
         passes = [units[start : start + per_pass] for start in range(0, len(units), per_pass)]
     batches = batch_slices(n_images, batch_size)
     progress = tqdm(
@@ -87,7 +93,7 @@ def count_unit_masks(
         accumulator = UnitCountAccumulator(
             np.asarray(thresholds)[block], n_signatures, upsampler, len(variants),
             None if tie_cuts is None else np.asarray(tie_cuts)[block],
-            None if ranges is None else (ranges[0][block], ranges[1][block]), chosen.start, active,
+            None if ranges is None else (ranges[0][block], ranges[1][block]), chosen.start, active, compiled,
         )  # fmt: skip
         for part in batches:
             maps_per_variant = _signature_maps(signatures, variants, part)
