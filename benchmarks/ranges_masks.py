@@ -4,10 +4,13 @@ EfficientNet-Lite0's ``conv_head`` on the default probe (20 % held out, 20-permu
 22 variants) is recorded once (reused from ``--out`` when it is already there); thresholds
 are computed with ``ranges=1`` and ``ranges=K``; then the mask stage
 (:func:`~logiclens.vision.dissect.masks.count_unit_masks`) runs with each, alternating,
-``--repeats`` times in one process (ranged: the compiled path where numba is installed).
-The NumPy ranged path runs ``--numpy-repeats`` times too, and its counts are compared with
-the compiled path's. Also reported: how the NumPy ranged counting split the work (blocks,
-tiles and quads decided as a whole, pixels evaluated one by one), on ``--sample`` images.
+``--repeats`` times in one process (ranged: the compiled path where numba is installed;
+``--dense-gib`` sets how much memory its dense counts may take, hence how many passes over
+the units it makes). Also reported: the process's peak resident memory (with
+``--numpy-repeats 0``, the compiled path's). The NumPy ranged path runs ``--numpy-repeats``
+times too, and its counts are compared with the compiled path's. Also reported: how the
+NumPy ranged counting split the work (blocks, tiles and quads decided as a whole, pixels
+evaluated one by one), on ``--sample`` images.
 
 Usage::
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import time
@@ -35,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/bench_ranges_masks")
     parser.add_argument("--numpy-repeats", type=int, default=1, help="runs of the NumPy ranged path")
     parser.add_argument("--sample", type=int, default=20, help="images on which the work split is counted")
+    parser.add_argument(
+        "--dense-gib", type=float, help="memory of the compiled path's dense counts (default: the package's)"
+    )
     args = parser.parse_args(argv)
 
     from logiclens.core.concepts import ConceptSet
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from logiclens.explain.compositional import CompositionalExplainer
     from logiclens.runs import layout
     from logiclens.runs.directory import RunDirectory
+    from logiclens.vision.activations import counting
     from logiclens.vision.activations.compiled_ranges import available
     from logiclens.vision.activations.regions import RegionGrid
     from logiclens.vision.activations.upsample import BilinearUpsampler
@@ -58,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     out, layer = Path(args.out), "conv_head"
     explainer = CompositionalExplainer(holdout=0.2, n_null=20, verbose=0)
     report: dict = {"images": len(probe), "layer": layer, "load_start": os.getloadavg()}
+    if args.dense_gib is not None:
+        counting.DENSE_COUNTS_BYTES = int(args.dense_gib * 2**30)
     base = RunDirectory(out / "k1")
     record_key = record_stage(base, model, probe, DissectionSettings(layers=[layer], explainer=explainer), 0)
     if not (out / f"k{args.ranges}").exists():
@@ -89,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         times.setdefault(name, []).append(time.perf_counter() - start)
         cpu.setdefault(name, []).append(time.process_time() - start_cpu)
     report["compiled"] = available()
+    report["dense_counts_gib"] = counting.DENSE_COUNTS_BYTES / 2**30
+    per_pass = counting.ranged_units_per_pass(args.ranges, len(split.variants), concepts.n_signatures)
+    report["passes"] = -(-activations.shape[1] // per_pass)
+    report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # the whole process so far
     report["variants"] = len(split.variants)
     report["masks_s"] = times
     report["masks_cpu_s"] = cpu

@@ -31,8 +31,13 @@ ActivePixels = Callable[..., tuple[NDArray[np.intp], NDArray[np.intp]]]
 _PAIRS_PER_CHUNK = 4096
 #: units of one image whose ranges are assigned together
 _UNITS_PER_ASSIGN = 2048
-#: most memory the compiled path's dense counts of one accumulator may take
-DENSE_COUNTS_BYTES = 1024 * 2**20
+#: most memory the compiled path's dense counts of one accumulator may take. Passes cost time
+#: (each re-reads the signature maps, and their results are stacked: a copy) and, where the
+#: counts are not very sparse, memory too: at the default dissection's ``conv_head`` with
+#: ``--ranges 5`` a third of the dense counts are non-zero, so the sparse result (12 bytes a
+#: non-zero) is as large as the dense counts (4 bytes an entry), and one pass of 1.4 GB
+#: peaks 0.4 GB lower than two (``BENCHMARKS.md``).
+DENSE_COUNTS_BYTES = 2 * 2**30
 
 
 def ranged_units_per_pass(n_ranges: int, n_variants: int, n_signatures: int, compiled: bool | None = None) -> int:
