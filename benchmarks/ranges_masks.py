@@ -1,6 +1,6 @@
 """The ranged mask stage against the single-range one, side by side, on the default dissection.
 
-EfficientNet-Lite0's ``conv_head`` on the default probe (20 % held out, 20-permutation null:
+EfficientNet-Lite0's ``conv_head`` (or ``--layer``) on the default probe (20 % held out, 20-permutation null:
 22 variants) is recorded once (reused from ``--out`` when it is already there); thresholds
 are computed with ``ranges=1`` and ``ranges=K``; then the mask stage
 (:func:`~logiclens.vision.dissect.masks.count_unit_masks`) runs with each, alternating,
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--ranges", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--layer", default="conv_head", help="layer of EfficientNet-Lite0 (one --out per layer)")
     parser.add_argument("--out", default="/tmp/bench_ranges_masks")
     parser.add_argument("--numpy-repeats", type=int, default=1, help="runs of the NumPy ranged path")
     parser.add_argument("--sample", type=int, default=20, help="images on which the work split is counted")
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = load_model("efficientnet-lite0")
     probe = open_probe("default", n_images=args.images, seed=0, image_size=model.input_size[0])
-    out, layer = Path(args.out), "conv_head"
+    out, layer = Path(args.out), args.layer
     explainer = CompositionalExplainer(holdout=0.2, n_null=20, verbose=0)
     report: dict = {"images": len(probe), "layer": layer, "load_start": os.getloadavg()}
     if args.dense_gib is not None:
